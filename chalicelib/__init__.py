@@ -1,0 +1,1 @@
+"""Floe: marketing automation flows on Step Functions, SQS, DynamoDB, SES and SNS."""

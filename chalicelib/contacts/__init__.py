@@ -1,0 +1,1 @@
+"""Contacts as the flow engine sees them, and the condition language evaluated over them (pure)."""
