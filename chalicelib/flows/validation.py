@@ -99,7 +99,7 @@ def _pointer(doc: Any, loc: tuple[int | str, ...]) -> str:
             continue
         parts.append(str(item))
         if isinstance(node, dict):
-            node = node.get(item)  # type: ignore[call-overload]
+            node = node.get(item)
         elif isinstance(node, list) and isinstance(item, int) and 0 <= item < len(node):
             node = node[item]
         else:

@@ -44,7 +44,7 @@ def test_missing_next_and_unknown_type(welcome_doc: dict[str, Any]) -> None:
 
 
 def test_no_end_and_no_end_reachable() -> None:
-    doc = {
+    doc: dict[str, Any] = {
         "name": "loop",
         "trigger": {"type": "manual"},
         "start_at": "a",
@@ -61,7 +61,7 @@ def test_no_end_and_no_end_reachable() -> None:
 
 
 def test_cycle_without_wait_is_an_error_and_a_wait_breaks_it() -> None:
-    doc = {
+    doc: dict[str, Any] = {
         "name": "spin",
         "trigger": {"type": "manual"},
         "start_at": "a",
@@ -92,7 +92,7 @@ def test_engagement_must_name_a_message_step(welcome_doc: dict[str, Any]) -> Non
 
 
 def test_duplicate_ids_and_bad_durations() -> None:
-    doc = {
+    doc: dict[str, Any] = {
         "name": "dup",
         "trigger": {"type": "manual"},
         "start_at": "a",
