@@ -25,7 +25,7 @@ def build_message(
     subject: str,
     html: str,
     text: str,
-    unsubscribe_url: str,
+    unsubscribe_url: str | None,
     unsubscribe_post_url: str | None = None,
     headers: Mapping[str, str] | None = None,
     date: dt.datetime | None = None,
@@ -49,8 +49,10 @@ def build_message(
     domain = parseaddr(sender)[1].rpartition("@")[2] or None
     msg["Message-ID"] = make_msgid(domain=domain)
     msg["MIME-Version"] = "1.0"
-    msg["List-Unsubscribe"] = f"<{unsubscribe_post_url or unsubscribe_url}>"
-    msg["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
+    if unsubscribe_url:
+        # Internal alerts (to a salesperson) pass None: they are not marketing mail.
+        msg["List-Unsubscribe"] = f"<{unsubscribe_post_url or unsubscribe_url}>"
+        msg["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
     for name, value in (headers or {}).items():
         msg[name] = value
     # Quoted-printable keeps the message 7-bit clean whatever the language of the content, which

@@ -73,8 +73,7 @@ class FormSubmittedCondition(_Node):
 
 
 Condition = Annotated[
-    AllOf | AnyOf | Not | FieldCondition | TagCondition | ListCondition | EngagementCondition
-    | FormSubmittedCondition,
+    AllOf | AnyOf | Not | FieldCondition | TagCondition | ListCondition | EngagementCondition | FormSubmittedCondition,
     Field(discriminator="type"),
 ]
 

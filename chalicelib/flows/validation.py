@@ -162,13 +162,14 @@ def _graph_violations(doc: dict[str, Any]) -> Iterator[Violation]:
                 reverse[dst].append(src)
         can_finish = _reach(ends, reverse)
         for sid in sorted(reachable - can_finish, key=index.__getitem__):
-            yield Violation(
-                f"/steps/{index[sid]}", "no_end_reachable", f"no `end` can be reached from step {sid!r}"
-            )
+            yield Violation(f"/steps/{index[sid]}", "no_end_reachable", f"no `end` can be reached from step {sid!r}")
 
     # A loop must pass a waiting step, or a participant would spin through it without pause.
-    instant = {sid: [t for t in ts if types[t] not in WAITING_TYPES] for sid, ts in edges.items()
-               if types[sid] not in WAITING_TYPES}
+    instant = {
+        sid: [t for t in ts if types[t] not in WAITING_TYPES]
+        for sid, ts in edges.items()
+        if types[sid] not in WAITING_TYPES
+    }
     for component in _cycles(instant):
         first = min(component, key=index.__getitem__)
         yield Violation(

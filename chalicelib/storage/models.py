@@ -11,6 +11,7 @@ from typing import Any
 
 from pynamodb.attributes import (
     JSONAttribute,
+    ListAttribute,
     NumberAttribute,
     UnicodeAttribute,
     UnicodeSetAttribute,
@@ -115,7 +116,7 @@ class ParticipantModel(_Base):
     updated_at = UTCDateTimeAttribute()
     last_message = JSONAttribute(null=True)
     engagement = UnicodeSetAttribute(default=set)
-    trace = JSONAttribute(default=list)
+    trace = ListAttribute(default=list)  # type: ignore[var-annotated]
 
 
 class ClaimModel(_Base):

@@ -57,10 +57,13 @@ def test_all_any_not_tags_lists_and_engagement() -> None:
             "conditions": [
                 {"type": "tag", "tag": "vip"},
                 {"type": "list", "list": "newsletter"},
-                {"type": "any", "conditions": [
-                    {"type": "engagement", "event": "clicked", "step": "welcome"},
-                    {"type": "engagement", "event": "opened", "step": "welcome"},
-                ]},
+                {
+                    "type": "any",
+                    "conditions": [
+                        {"type": "engagement", "event": "clicked", "step": "welcome"},
+                        {"type": "engagement", "event": "opened", "step": "welcome"},
+                    ],
+                },
                 {"type": "not", "condition": {"type": "tag", "tag": "customer"}},
             ],
         }

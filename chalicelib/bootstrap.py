@@ -1,0 +1,67 @@
+"""The one place that builds boto3 clients and adapters, once per container."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from functools import cache
+from typing import Any
+
+from chalicelib.config import Settings, settings
+
+
+class SqsQueue:
+    def __init__(self, client: Any, url: str) -> None:
+        self._sqs = client
+        self._url = url
+
+    def send(self, body: dict[str, Any]) -> None:
+        self._sqs.send_message(QueueUrl=self._url, MessageBody=json.dumps(body))
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def build_runtime(s: Settings) -> Any:
+    # Imported here so that importing the app (and answering /health) stays cheap.
+    import boto3
+
+    from chalicelib.channels.email import SesEmailSender
+    from chalicelib.channels.outcome import no_retry_config
+    from chalicelib.channels.sms import SnsSmsSender
+    from chalicelib.channels.webhook import WebhookCaller
+    from chalicelib.engine.ports import Runtime
+    from chalicelib.orchestration.stepfunctions import StateMachines, TaskAnswers
+    from chalicelib.storage import models, repos
+
+    models.bind(table_prefix=s.table_prefix, region=s.region, host=s.endpoint_url)
+    session = boto3.session.Session(region_name=s.region)
+    endpoint = {"endpoint_url": s.endpoint_url} if s.endpoint_url else {}
+    sfn = session.client("stepfunctions", **endpoint)
+    sqs = session.client("sqs", **endpoint)
+    # Sending clients never retry by themselves: a retried send may be a second send.
+    sesv2 = session.client("sesv2", config=no_retry_config(), **endpoint)
+    sns = session.client("sns", config=no_retry_config(), **endpoint)
+    return Runtime(
+        settings=s,
+        clock=utcnow,
+        contacts=repos.Contacts(utcnow),
+        flows=repos.Flows(utcnow),
+        participants=repos.Participants(utcnow),
+        claims=repos.Claims(utcnow),
+        waits=repos.Waits(utcnow),
+        forms=repos.Forms(utcnow),
+        email=SesEmailSender(sesv2, configuration_set=s.configuration_set),
+        sms=SnsSmsSender(sns),
+        webhooks=WebhookCaller(),
+        machines=StateMachines(sfn, role_arn=s.state_machine_role_arn, name_prefix=s.state_machine_prefix),
+        tasks=TaskAnswers(sfn),
+        enroll_queue=SqsQueue(sqs, s.enroll_queue_url),
+    )
+
+
+@cache
+def runtime() -> Any:
+    """The runtime of this container (typed `engine.ports.Runtime`; `Any` keeps the import lazy)."""
+    return build_runtime(settings())

@@ -1,0 +1,1 @@
+"""The use cases: flow lifecycle, enrollment, step handling, engagement."""

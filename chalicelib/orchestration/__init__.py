@@ -1,0 +1,1 @@
+"""Step Functions: publishing state machines, starting and stopping executions, answering tasks."""

@@ -1,0 +1,388 @@
+"""Repositories: the reads and writes the use cases need, each one DynamoDB request where possible.
+
+Conditional writes carry the invariants: one contact per new email address, one participant per
+(flow, contact, entry), one send per claim. The clock is passed in so tests control time.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from pynamodb.exceptions import DoesNotExist, PutError, UpdateError
+from pynamodb.expressions.update import Action
+
+from chalicelib.contacts.model import STANDARD_FIELDS, Contact
+from chalicelib.storage.models import (
+    ClaimModel,
+    ContactModel,
+    FlowModel,
+    FlowVersionModel,
+    FormModel,
+    ParkedWaitModel,
+    ParticipantModel,
+)
+
+Clock = Callable[[], dt.datetime]
+TERMINAL = frozenset({"completed", "exited", "failed"})
+# A participant's trace keeps its most recent entries; the history beyond is in the execution.
+TRACE_LIMIT = 200
+_CONTACT_NAMESPACE = uuid.UUID("6f1c8a52-4a5e-4c1e-9a44-0f10e5c0f10e")
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def _conditional_failed(exc: PutError | UpdateError) -> bool:
+    return exc.cause_response_code == "ConditionalCheckFailedException"
+
+
+def to_contact(item: ContactModel) -> Contact:
+    return Contact(
+        contact_id=item.contact_id,
+        **{name: getattr(item, name) for name in STANDARD_FIELDS},
+        fields=dict(item.fields or {}),
+        tags=frozenset(item.tags or ()),
+        lists=frozenset(item.lists or ()),
+        unsubscribed=frozenset(item.unsubscribed or ()),
+    )
+
+
+class Contacts:
+    def __init__(self, clock: Clock = utcnow) -> None:
+        self._clock = clock
+
+    def get(self, contact_id: str) -> Contact | None:
+        item = self.get_item(contact_id)
+        return to_contact(item) if item else None
+
+    def get_item(self, contact_id: str) -> ContactModel | None:
+        try:
+            return ContactModel.get(contact_id, consistent_read=True)
+        except DoesNotExist:
+            return None
+
+    def forms_submitted(self, contact_id: str) -> frozenset[str]:
+        item = self.get_item(contact_id)
+        return frozenset(item.forms_submitted or ()) if item else frozenset()
+
+    def find_by_email(self, email: str) -> ContactModel | None:
+        for item in ContactModel.by_email.query(email.casefold(), limit=1):
+            return item
+        return None
+
+    def upsert_by_email(self, email: str, values: dict[str, Any], *, form: str | None = None) -> tuple[str, bool]:
+        """Create or update the contact with this address; returns (contact_id, created).
+
+        A new contact's id derives from its address, so two submissions racing to create the same
+        contact collide on one key and the loser updates instead.
+        """
+        email = email.casefold()
+        existing = self.find_by_email(email)
+        if existing is None:
+            now = self._clock()
+            contact_id = "ct_" + uuid.uuid5(_CONTACT_NAMESPACE, email).hex[:20]
+            item = ContactModel(contact_id=contact_id, email=email, created_at=now, updated_at=now)
+            self._assign(item, values)
+            if form:
+                item.forms_submitted = {form}
+            try:
+                item.save(condition=ContactModel.contact_id.does_not_exist())
+                return contact_id, True
+            except PutError as exc:
+                if not _conditional_failed(exc):
+                    raise
+            existing = ContactModel.get(contact_id, consistent_read=True)
+        self._update(existing, values, form)
+        return existing.contact_id, False
+
+    def _assign(self, item: ContactModel, values: dict[str, Any]) -> None:
+        fields = dict(item.fields or {})
+        for name, value in values.items():
+            if name in STANDARD_FIELDS and name != "email":
+                setattr(item, name, None if value in ("", None) else str(value))
+            elif name.startswith("fields."):
+                fields[name.removeprefix("fields.")] = value
+            elif name not in STANDARD_FIELDS:
+                fields[name] = value
+        item.fields = fields
+
+    def _update(self, item: ContactModel, values: dict[str, Any], form: str | None) -> None:
+        actions: list[Action] = [ContactModel.updated_at.set(self._clock())]
+        fields = dict(item.fields or {})
+        changed_fields = False
+        for name, value in values.items():
+            if name == "email":
+                continue
+            if name in STANDARD_FIELDS:
+                attr = getattr(ContactModel, name)
+                actions.append(attr.remove() if value in ("", None) else attr.set(str(value)))
+            else:
+                fields[name.removeprefix("fields.")] = value
+                changed_fields = True
+        if changed_fields:
+            actions.append(ContactModel.fields.set(fields))
+        if form:
+            actions.append(ContactModel.forms_submitted.add({form}))
+        item.update(actions=actions)
+
+    def apply(
+        self, contact_id: str, *, set_values: dict[str, Any], add_tags: Iterable[str], remove_tags: Iterable[str]
+    ) -> None:
+        item = ContactModel.get(contact_id, consistent_read=True)
+        actions: list[Action] = [ContactModel.updated_at.set(self._clock())]
+        fields = dict(item.fields or {})
+        for name, value in set_values.items():
+            if name in STANDARD_FIELDS and name != "email":
+                attr = getattr(ContactModel, name)
+                actions.append(attr.remove() if value in ("", None) else attr.set(str(value)))
+            else:
+                fields[name.removeprefix("fields.")] = value
+        if fields != (item.fields or {}):
+            actions.append(ContactModel.fields.set(fields))
+        if add := set(add_tags):
+            actions.append(ContactModel.tags.add(add))
+        if remove := set(remove_tags):
+            actions.append(ContactModel.tags.delete(remove))
+        item.update(actions=actions)
+
+    def unsubscribe(self, contact_id: str, channel: str) -> bool:
+        item = self.get_item(contact_id)
+        if item is None:
+            return False
+        item.update(actions=[ContactModel.unsubscribed.add({channel}), ContactModel.updated_at.set(self._clock())])
+        return True
+
+
+class Flows:
+    def __init__(self, clock: Clock = utcnow) -> None:
+        self._clock = clock
+        # Published versions never change, so a container may keep them.
+        self._versions: dict[tuple[str, int], FlowVersionModel] = {}
+
+    def create(self, name: str, draft: dict[str, Any]) -> FlowModel:
+        now = self._clock()
+        item = FlowModel(
+            flow_id="fl_" + uuid.uuid4().hex[:12],
+            name=name,
+            draft=draft,
+            status="draft",
+            created_at=now,
+            updated_at=now,
+        )
+        item.save(condition=FlowModel.flow_id.does_not_exist())
+        return item
+
+    def get(self, flow_id: str) -> FlowModel | None:
+        try:
+            return FlowModel.get(flow_id, consistent_read=True)
+        except DoesNotExist:
+            return None
+
+    def all(self) -> list[FlowModel]:
+        return sorted(FlowModel.scan(), key=lambda f: f.created_at)
+
+    def save_draft(self, item: FlowModel, name: str, draft: dict[str, Any]) -> None:
+        item.update(
+            actions=[FlowModel.draft.set(draft), FlowModel.name.set(name), FlowModel.updated_at.set(self._clock())]
+        )
+
+    def set_status(self, item: FlowModel, status: str, *, trigger_key: str | None, version: int | None = None) -> None:
+        actions: list[Action] = [FlowModel.status.set(status), FlowModel.updated_at.set(self._clock())]
+        actions.append(FlowModel.trigger_key.set(trigger_key) if trigger_key else FlowModel.trigger_key.remove())
+        if version is not None:
+            actions.append(FlowModel.current_version.set(version))
+        item.update(actions=actions)
+
+    def add_version(self, flow_id: str, version: int, document: dict[str, Any], state_machine_arn: str) -> None:
+        item = FlowVersionModel(
+            flow_id=flow_id,
+            version=version,
+            document=document,
+            state_machine_arn=state_machine_arn,
+            published_at=self._clock(),
+        )
+        item.save(condition=FlowVersionModel.version.does_not_exist())
+
+    def version(self, flow_id: str, version: int) -> FlowVersionModel | None:
+        key = (flow_id, version)
+        if key not in self._versions:
+            try:
+                self._versions[key] = FlowVersionModel.get(flow_id, version)
+            except DoesNotExist:
+                return None
+        return self._versions[key]
+
+    def versions(self, flow_id: str) -> list[FlowVersionModel]:
+        return list(FlowVersionModel.query(flow_id))
+
+    def listening(self, trigger_key: str) -> list[FlowModel]:
+        return [f for f in FlowModel.by_trigger.query(trigger_key) if f.status == "active"]
+
+
+class Participants:
+    def __init__(self, clock: Clock = utcnow) -> None:
+        self._clock = clock
+
+    def get(self, flow_id: str, participant_id: str) -> ParticipantModel | None:
+        try:
+            return ParticipantModel.get(flow_id, participant_id, consistent_read=True)
+        except DoesNotExist:
+            return None
+
+    def entries(self, flow_id: str, contact_id: str) -> list[ParticipantModel]:
+        return list(
+            ParticipantModel.query(
+                flow_id, ParticipantModel.participant_id.startswith(contact_id + "."), consistent_read=True
+            )
+        )
+
+    def of_flow(self, flow_id: str, *, status: str | None = None, limit: int = 100) -> list[ParticipantModel]:
+        condition = ParticipantModel.status == status if status else None
+        return list(ParticipantModel.query(flow_id, filter_condition=condition, limit=limit))
+
+    def create(self, item: ParticipantModel) -> bool:
+        """False when this entry exists already (a duplicate enrollment)."""
+        try:
+            item.save(condition=ParticipantModel.participant_id.does_not_exist())
+            return True
+        except PutError as exc:
+            if _conditional_failed(exc):
+                return False
+            raise
+
+    def started(self, item: ParticipantModel, execution_arn: str) -> None:
+        actions: list[Action] = [ParticipantModel.execution_arn.set(execution_arn)]
+        try:
+            # The first step may already have moved the participant on; only "starting" becomes "active".
+            item.update(
+                actions=[*actions, ParticipantModel.status.set("active")],
+                condition=ParticipantModel.status == "starting",
+            )
+        except UpdateError as exc:
+            if not _conditional_failed(exc):
+                raise
+            item.update(actions=actions)
+
+    def record(
+        self,
+        flow_id: str,
+        participant_id: str,
+        *,
+        trace: list[dict[str, Any]],
+        status: str | None = None,
+        reason: str | None = None,
+        current_step: str | None = None,
+        last_message: dict[str, Any] | None = None,
+        only_if_open: bool = False,
+    ) -> bool:
+        """Append to the trace and move the participant; False if `only_if_open` and it had left."""
+        item = ParticipantModel(flow_id=flow_id, participant_id=participant_id)
+        actions: list[Action] = [ParticipantModel.updated_at.set(self._clock())]
+        if trace:
+            actions.append(ParticipantModel.trace.set(ParticipantModel.trace.append(trace)))
+        if status:
+            actions.append(ParticipantModel.status.set(status))
+        if reason:
+            actions.append(ParticipantModel.reason.set(reason))
+        if current_step:
+            actions.append(ParticipantModel.current_step.set(current_step))
+        if last_message is not None:
+            actions.append(ParticipantModel.last_message.set(last_message))
+        condition = ParticipantModel.participant_id.exists()
+        if only_if_open:
+            condition &= ParticipantModel.status.is_in("starting", "active", "waiting")
+        try:
+            item.update(actions=actions, condition=condition)
+        except UpdateError as exc:
+            if _conditional_failed(exc):
+                return False
+            raise
+        return True
+
+    def add_engagement(self, flow_id: str, participant_id: str, marks: set[str]) -> bool:
+        item = ParticipantModel(flow_id=flow_id, participant_id=participant_id)
+        try:
+            item.update(
+                actions=[ParticipantModel.engagement.add(marks)], condition=ParticipantModel.participant_id.exists()
+            )
+        except UpdateError as exc:
+            if _conditional_failed(exc):
+                return False
+            raise
+        return True
+
+
+class Claims:
+    """Send claims: `claim` succeeds once per key; the outcome is written on the same item."""
+
+    def __init__(self, clock: Clock = utcnow) -> None:
+        self._clock = clock
+
+    def claim(self, claim_id: str, channel: str) -> ClaimModel | None:
+        """The new claim, or None if someone claimed this slot before (never send then)."""
+        item = ClaimModel(claim_id=claim_id, status="claimed", channel=channel, claimed_at=self._clock())
+        try:
+            item.save(condition=ClaimModel.claim_id.does_not_exist())
+        except PutError as exc:
+            if _conditional_failed(exc):
+                return None
+            raise
+        return item
+
+    def get(self, claim_id: str) -> ClaimModel | None:
+        try:
+            return ClaimModel.get(claim_id, consistent_read=True)
+        except DoesNotExist:
+            return None
+
+    def settle(self, item: ClaimModel, status: str, *, message_id: str | None, detail: str) -> None:
+        actions: list[Action] = [ClaimModel.status.set(status), ClaimModel.detail.set(detail or "-")]
+        if message_id:
+            actions.append(ClaimModel.message_id.set(message_id))
+        item.update(actions=actions)
+
+
+class Waits:
+    def __init__(self, clock: Clock = utcnow) -> None:
+        self._clock = clock
+
+    @staticmethod
+    def key(event: str, target: str, flow_id: str, participant_id: str) -> str:
+        return f"{event}#{target}#{flow_id}#{participant_id}"
+
+    def park(self, contact_id: str, wait_key: str, task_token: str) -> None:
+        ParkedWaitModel(contact_id=contact_id, wait_key=wait_key, task_token=task_token, parked_at=self._clock()).save()
+
+    def find(self, contact_id: str, prefix: str) -> list[ParkedWaitModel]:
+        return list(ParkedWaitModel.query(contact_id, ParkedWaitModel.wait_key.startswith(prefix)))
+
+    def remove(self, item: ParkedWaitModel) -> None:
+        item.delete()
+
+
+class Forms:
+    def __init__(self, clock: Clock = utcnow) -> None:
+        self._clock = clock
+
+    def create(self, form_key: str, name: str) -> FormModel | None:
+        item = FormModel(form_key=form_key, name=name, created_at=self._clock())
+        try:
+            item.save(condition=FormModel.form_key.does_not_exist())
+        except PutError as exc:
+            if _conditional_failed(exc):
+                return None
+            raise
+        return item
+
+    def get(self, form_key: str) -> FormModel | None:
+        try:
+            return FormModel.get(form_key)
+        except DoesNotExist:
+            return None
+
+    def all(self) -> list[FormModel]:
+        return sorted(FormModel.scan(), key=lambda f: f.form_key)
