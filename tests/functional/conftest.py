@@ -1,0 +1,150 @@
+"""The whole stack in-process: moto with Step Functions execution on, the provisioned resources, the
+real app and the real workers pumped from moto's SQS."""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import json
+import re
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from email.message import EmailMessage
+from typing import Any
+
+import boto3
+import pytest
+from chalice.test import Client
+from moto import mock_aws
+from moto.core import DEFAULT_ACCOUNT_ID
+from moto.ses.models import ses_backends
+from moto.sns.models import sns_backends
+
+from chalicelib import bootstrap, handlers
+from chalicelib.config import settings
+from chalicelib.local.provision import provision
+from chalicelib.local.pumps import drain
+
+REGION = "eu-west-1"
+SENDER = "flows@shop.test"
+
+
+@dataclass
+class Stack:
+    client: Client
+    sqs: Any
+    sfn: Any
+    steps_url: str
+    enroll_url: str
+    handled: list[str] = field(default_factory=list)
+
+    def http(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        *,
+        raw: str | None = None,
+        content_type: str = "application/json",
+        headers: dict[str, str] | None = None,
+    ) -> Any:
+        data = raw if raw is not None else (json.dumps(body) if body is not None else None)
+        sent = {"Content-Type": content_type, **(headers or {})}
+        return getattr(self.client.http, method.lower())(path, body=data, headers=sent)
+
+    def pump(self) -> int:
+        return drain(self.sqs, self.enroll_url, handlers.enrollments) + drain(self.sqs, self.steps_url, handlers.steps)
+
+    def run_until(self, done: Callable[[], bool], timeout: float = 20.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if not self.pump():
+                if done():
+                    return
+                time.sleep(0.05)
+        raise AssertionError("the flow did not get there in time")
+
+    def participant(self, flow_id: str, participant_id: str) -> dict[str, Any]:
+        got = self.http("GET", f"/flows/{flow_id}/participants/{participant_id}")
+        assert got.status_code == 200, got.body
+        return dict(got.json_body)
+
+    def emails(self) -> list[EmailMessage]:
+        sent = ses_backends[DEFAULT_ACCOUNT_ID][REGION].sent_messages
+        return [email.message_from_string(m.raw_data, policy=email.policy.default) for m in sent]  # type: ignore[misc]
+
+    def sms(self) -> list[tuple[str, str]]:
+        return list(sns_backends[DEFAULT_ACCOUNT_ID][REGION].sms_messages.values())
+
+    def executions(self, status: str | None = None) -> list[dict[str, Any]]:
+        out = []
+        for machine in self.sfn.list_state_machines()["stateMachines"]:
+            kwargs = {"stateMachineArn": machine["stateMachineArn"]}
+            if status:
+                kwargs["statusFilter"] = status
+            out.extend(self.sfn.list_executions(**kwargs)["executions"])
+        return out
+
+
+def body_of(message: EmailMessage, subtype: str = "html") -> str:
+    part = message.get_body(preferencelist=(subtype,))
+    assert part is not None
+    return str(part.get_content())  # type: ignore[attr-defined]
+
+
+def links(html: str, kind: str) -> list[str]:
+    """Our tracking paths in an email body, e.g. `kind="o"` for the open pixel."""
+    return re.findall(rf"https?://[^/\"]+(/t/{kind}/[A-Za-z0-9_\-.]+)", html)
+
+
+@pytest.fixture
+def stack(monkeypatch: pytest.MonkeyPatch) -> Iterator[Stack]:
+    for name, value in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_SESSION_TOKEN": "testing",
+        "AWS_DEFAULT_REGION": REGION,
+        "AWS_REGION": REGION,
+        "FLOE_TENANT": "test",
+        "FLOE_SENDER": SENDER,
+        "FLOE_PUBLIC_URL": "https://floe.shop.test",
+        "FLOE_LINK_SECRET": "a-test-secret-of-enough-length",
+        # Every wait lasts one second (the shortest Step Functions wait).
+        "FLOE_TIME_SCALE": "1e-9",
+    }.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    with mock_aws(config={"stepfunctions": {"execute_state_machine": True}}):
+        sqs = boto3.client("sqs", region_name=REGION)
+        sfn = boto3.client("stepfunctions", region_name=REGION)
+        queues = provision(
+            sqs,
+            boto3.client("sesv2", region_name=REGION),
+            tenant="test",
+            region=REGION,
+            table_prefix="floe-test-",
+            sender=SENDER,
+        )
+        monkeypatch.setenv("FLOE_STEPS_QUEUE_URL", queues.steps)
+        monkeypatch.setenv("FLOE_ENROLL_QUEUE_URL", queues.enrollments)
+        _clear_caches()
+        from app import app
+
+        with Client(app) as client:
+            stack = Stack(client, sqs, sfn, queues.steps, queues.enrollments)
+            try:
+                yield stack
+            finally:
+                # Parked executions keep moto threads alive; stop them with the test.
+                for execution in stack.executions("RUNNING"):
+                    sfn.stop_execution(executionArn=execution["executionArn"])
+    _clear_caches()
+
+
+def _clear_caches() -> None:
+    settings.cache_clear()
+    bootstrap.runtime.cache_clear()
+    handlers._step_worker.cache_clear()
+    handlers._enrollment_worker.cache_clear()
