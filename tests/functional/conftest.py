@@ -72,7 +72,7 @@ class Stack:
 
     def emails(self) -> list[EmailMessage]:
         sent = ses_backends[DEFAULT_ACCOUNT_ID][REGION].sent_messages
-        return [email.message_from_string(m.raw_data, policy=email.policy.default) for m in sent]  # type: ignore[misc]
+        return [email.message_from_string(m.raw_data, policy=email.policy.default) for m in sent]
 
     def sms(self) -> list[tuple[str, str]]:
         return list(sns_backends[DEFAULT_ACCOUNT_ID][REGION].sms_messages.values())
@@ -90,7 +90,7 @@ class Stack:
 def body_of(message: EmailMessage, subtype: str = "html") -> str:
     part = message.get_body(preferencelist=(subtype,))
     assert part is not None
-    return str(part.get_content())  # type: ignore[attr-defined]
+    return str(part.get_content())
 
 
 def links(html: str, kind: str) -> list[str]:
