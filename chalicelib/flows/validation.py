@@ -16,12 +16,14 @@ from typing import Any, Literal
 from pydantic import ValidationError
 
 from chalicelib.contacts.conditions import EngagementCondition, requires_field, walk
-from chalicelib.flows.model import Branch, Flow, Notify, SendEmail, SendSms, WaitFor
+from chalicelib.flows.model import Branch, Flow, Notify, SendEmail, SendSms, Wait, WaitFor
 
 # Attributes of a step that point at another step: the graph pass reads them from raw JSON.
 EDGE_ATTRS = ("next", "yes", "no", "timeout_next", "target")
 WAITING_TYPES = frozenset({"wait", "wait_until", "wait_for"})
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+# A Standard execution lasts at most a year, so no single wait may be longer.
+MAX_WAIT_SECONDS = 365 * 24 * 3600
 
 
 @dataclass(frozen=True)
@@ -251,6 +253,10 @@ def _semantic_violations(flow: Flow) -> Iterator[Violation]:
             yield Violation(path, "opens_not_tracked", f"opens are tracked for emails only, {target!r} is an SMS")
 
     for i, step in enumerate(flow.steps):
+        if isinstance(step, Wait | WaitFor):
+            name, duration = ("duration", step.duration) if isinstance(step, Wait) else ("timeout", step.timeout)
+            if duration.total_seconds > MAX_WAIT_SECONDS:
+                yield Violation(f"/steps/{i}/{name}", "wait_too_long", "a wait lasts at most 365 days")
         if isinstance(step, WaitFor) and step.step is not None:
             yield from message_ref(f"/steps/{i}/step", step.event, step.step)
         if isinstance(step, Branch):

@@ -109,3 +109,10 @@ def test_duplicate_ids_and_bad_durations() -> None:
 
 def test_not_an_object() -> None:
     assert codes([1, 2]) == {("", "not_an_object")}
+
+
+def test_a_wait_longer_than_a_year_is_refused(welcome_doc: dict[str, Any]) -> None:
+    welcome_doc["steps"][1]["duration"] = {"days": 366}
+    assert ("/steps/1/duration", "wait_too_long") in codes(welcome_doc)
+    welcome_doc["steps"][1]["duration"] = {"days": 365}
+    assert validate(welcome_doc).ok
