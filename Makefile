@@ -34,5 +34,11 @@ lint: $(STAMP_DEV)
 bench: $(STAMP_DEV)
 	$(PY) -m tests.bench
 
+# build/sam.json + build/deployment.zip of one stage (dev, or `make package STAGE=<tenant>`); see docs/deploy.md.
+# The template does not depend on the region; Chalice only insists that one is configured.
+package: $(STAMP_DEV)
+	AWS_DEFAULT_REGION=$${AWS_DEFAULT_REGION:-$${AWS_REGION:-eu-west-1}} \
+	$(VENV)/bin/chalice package --stage $(or $(STAGE),dev) --merge-template infra/resources.json build/
+
 clean:
 	rm -rf $(VENV) build local-data

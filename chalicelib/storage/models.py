@@ -17,6 +17,7 @@ from pynamodb.attributes import (
     UnicodeSetAttribute,
     UTCDateTimeAttribute,
 )
+from pynamodb.connection import Connection
 from pynamodb.indexes import AllProjection, GlobalSecondaryIndex
 from pynamodb.models import Model
 
@@ -165,8 +166,20 @@ MODELS: tuple[type[_Base], ...] = (
 )
 
 
+_connection: Connection | None = None
+
+
+def connection() -> Connection:
+    """The connection for transactions across tables (bound like the models)."""
+    if _connection is None:
+        raise RuntimeError("storage.models.bind() has not been called")
+    return _connection
+
+
 def bind(*, table_prefix: str, region: str, host: str | None) -> None:
     """Point every model at this stack's tables (and at moto's server in the local stack)."""
+    global _connection
+    _connection = Connection(region=region, host=host)
     for model in MODELS:
         model.Meta.table_name = table_prefix + model.Meta.suffix  # type: ignore[attr-defined]
         model.Meta.region = region

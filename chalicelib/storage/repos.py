@@ -11,10 +11,13 @@ import uuid
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from pynamodb.exceptions import DoesNotExist, PutError, UpdateError
+from pynamodb.exceptions import DoesNotExist, PutError, TransactWriteError, UpdateError
+from pynamodb.expressions.condition import Condition
 from pynamodb.expressions.update import Action
+from pynamodb.transactions import TransactGet, TransactWrite
 
 from chalicelib.contacts.model import STANDARD_FIELDS, Contact
+from chalicelib.storage import models
 from chalicelib.storage.models import (
     ClaimModel,
     ContactModel,
@@ -27,8 +30,6 @@ from chalicelib.storage.models import (
 
 Clock = Callable[[], dt.datetime]
 TERMINAL = frozenset({"completed", "exited", "failed"})
-# A participant's trace keeps its most recent entries; the history beyond is in the execution.
-TRACE_LIMIT = 200
 _CONTACT_NAMESPACE = uuid.UUID("6f1c8a52-4a5e-4c1e-9a44-0f10e5c0f10e")
 
 
@@ -280,6 +281,53 @@ class Participants:
         only_if_open: bool = False,
     ) -> bool:
         """Append to the trace and move the participant; False if `only_if_open` and it had left."""
+        item, actions, condition = self._record(
+            flow_id,
+            participant_id,
+            trace=trace,
+            status=status,
+            reason=reason,
+            current_step=current_step,
+            last_message=last_message,
+            only_if_open=only_if_open,
+        )
+        try:
+            item.update(actions=actions, condition=condition)
+        except UpdateError as exc:
+            if _conditional_failed(exc):
+                return False
+            raise
+        return True
+
+    def record_with_claim(
+        self, claim: ClaimModel, claim_actions: list[Action], flow_id: str, participant_id: str, **record: Any
+    ) -> bool:
+        """Settle a send claim and record the participant in one transaction (one request)."""
+        item, actions, condition = self._record(flow_id, participant_id, **record)
+        try:
+            with TransactWrite(connection=models.connection()) as tx:
+                tx.update(claim, actions=claim_actions)
+                tx.update(item, actions=actions, condition=condition)
+        except TransactWriteError as exc:
+            if exc.cause_response_code != "TransactionCanceledException":
+                raise
+            # The participant left meanwhile: the claim's outcome must still be kept.
+            claim.update(actions=claim_actions)
+            return False
+        return True
+
+    def _record(
+        self,
+        flow_id: str,
+        participant_id: str,
+        *,
+        trace: list[dict[str, Any]],
+        status: str | None = None,
+        reason: str | None = None,
+        current_step: str | None = None,
+        last_message: dict[str, Any] | None = None,
+        only_if_open: bool = False,
+    ) -> tuple[ParticipantModel, list[Action], Condition]:
         item = ParticipantModel(flow_id=flow_id, participant_id=participant_id)
         actions: list[Action] = [ParticipantModel.updated_at.set(self._clock())]
         if trace:
@@ -295,13 +343,7 @@ class Participants:
         condition = ParticipantModel.participant_id.exists()
         if only_if_open:
             condition &= ParticipantModel.status.is_in("starting", "active", "waiting")
-        try:
-            item.update(actions=actions, condition=condition)
-        except UpdateError as exc:
-            if _conditional_failed(exc):
-                return False
-            raise
-        return True
+        return item, actions, condition
 
     def add_engagement(self, flow_id: str, participant_id: str, marks: set[str]) -> bool:
         item = ParticipantModel(flow_id=flow_id, participant_id=participant_id)
@@ -340,10 +382,14 @@ class Claims:
             return None
 
     def settle(self, item: ClaimModel, status: str, *, message_id: str | None, detail: str) -> None:
+        item.update(actions=self.settlement(status, message_id=message_id, detail=detail))
+
+    @staticmethod
+    def settlement(status: str, *, message_id: str | None, detail: str) -> list[Action]:
         actions: list[Action] = [ClaimModel.status.set(status), ClaimModel.detail.set(detail or "-")]
         if message_id:
             actions.append(ClaimModel.message_id.set(message_id))
-        item.update(actions=actions)
+        return actions
 
 
 class Waits:
@@ -386,3 +432,21 @@ class Forms:
 
     def all(self) -> list[FormModel]:
         return sorted(FormModel.scan(), key=lambda f: f.form_key)
+
+
+def snapshot(
+    flow_id: str, participant_id: str, contact_id: str
+) -> tuple[ParticipantModel | None, FlowModel | None, ContactModel | None]:
+    """The participant, its flow and its contact as they are now, read in one request."""
+    with TransactGet(connection=models.connection()) as tx:
+        participant = tx.get(ParticipantModel, flow_id, participant_id)
+        flow = tx.get(FlowModel, flow_id)
+        contact = tx.get(ContactModel, contact_id)
+
+    def value(future: Any) -> Any:
+        try:
+            return future.get()
+        except DoesNotExist:
+            return None
+
+    return value(participant), value(flow), value(contact)
