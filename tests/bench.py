@@ -304,17 +304,26 @@ class Meter:
             call.rru = sum(max(1, math.ceil(item_size(i) / 4096)) * consistent for i in items)
         elif op == "BatchWriteItem":
             call.wru = sum(len(rows) for rows in (params.get("RequestItems") or {}).values())
+        elif op == "TransactGetItems":
+            # Transactional reads cost two read units per 4 KB item.
+            items = [r.get("Item") or {} for r in parsed.get("Responses") or []]
+            call.rru = sum(2 * max(1, math.ceil(item_size(i) / 4096)) for i in items)
+        elif op == "TransactWriteItems":
+            # Transactional writes cost two write units per 1 KB item; item sizes are not returned, so 1 KB each.
+            call.wru = 2 * len(params.get("TransactItems") or [])
 
 
 def attach_runtime(meter: Meter) -> None:
     from chalicelib.bootstrap import runtime
-    from chalicelib.storage.models import MODELS
+    from chalicelib.storage.models import MODELS, connection
 
     rt = runtime()
     for client in (rt.machines._sfn, rt.tasks._sfn, rt.email._client, rt.sms._client, rt.enroll_queue._sqs):
         meter.attach(client)
     for model in MODELS:
         meter.attach(model._get_connection().connection.client)
+    # Transactions across tables use the storage layer's own connection.
+    meter.attach(connection().client)
 
 
 # --- driving flows -----------------------------------------------------------------------------------------

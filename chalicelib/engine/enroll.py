@@ -18,7 +18,7 @@ from chalicelib.engine.ports import Runtime
 from chalicelib.flows.compiler import execution_input
 from chalicelib.flows.model import Flow
 from chalicelib.storage.models import ParticipantModel
-from chalicelib.storage.repos import TERMINAL
+from chalicelib.storage.repos import TERMINAL, to_contact
 
 Outcome = Literal[
     "enrolled", "already_enrolled", "reentry_blocked", "filtered_out", "flow_not_active", "contact_not_found"
@@ -57,8 +57,8 @@ class Enroller:
         published = rt.flows.version(flow_id, version)
         assert published is not None, "an active flow always has its current version"
         flow = Flow.model_validate(published.document)
-        contact = rt.contacts.get(contact_id)
-        if contact is None:
+        contact_item = rt.contacts.get_item(contact_id)
+        if contact_item is None:
             return Enrollment("contact_not_found")
 
         entries = sorted(rt.participants.entries(flow_id, contact_id), key=lambda p: int(p.entry))
@@ -75,7 +75,7 @@ class Enroller:
             if blocked:
                 return Enrollment("reentry_blocked", entries[-1].participant_id, blocked)
         if flow.filter is not None:
-            facts = Facts(contact, forms_submitted=rt.contacts.forms_submitted(contact_id))
+            facts = Facts(to_contact(contact_item), forms_submitted=frozenset(contact_item.forms_submitted or ()))
             ok, why = explain(flow.filter, facts)
             if not ok:
                 return Enrollment("filtered_out", detail=why)
@@ -93,7 +93,7 @@ class Enroller:
             current_step=flow.start_at,
             entered_at=now,
             updated_at=now,
-            trace=[{"at": now.isoformat(), "event": "entered", "detail": f"{source}, version {version}"}],
+            trace=[{"at": now.isoformat(), "step": None, "event": "entered", "detail": f"{source}, version {version}"}],
         )
         if not rt.participants.create(participant):
             return Enrollment("already_enrolled", pid, "a simultaneous trigger enrolled the contact")

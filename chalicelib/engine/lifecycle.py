@@ -109,9 +109,18 @@ class FlowLifecycle:
             self._rt.participants.record(
                 flow_id,
                 participant.participant_id,
-                trace=[{"at": self._rt.clock().isoformat(), "event": "exited", "detail": "the flow was ended"}],
+                trace=[
+                    {
+                        "at": self._rt.clock().isoformat(),
+                        "step": participant.current_step,
+                        "event": "exited",
+                        "detail": "the flow was ended",
+                    }
+                ],
                 status="exited",
                 reason="flow_ended",
+                # One that finished meanwhile keeps its own ending.
+                only_if_open=True,
             )
             stopped += 1
         out = view(self.get(flow_id))

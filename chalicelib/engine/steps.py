@@ -43,7 +43,7 @@ from chalicelib.flows.model import (
 )
 from chalicelib.logs import logger
 from chalicelib.storage.models import ParticipantModel
-from chalicelib.storage.repos import TERMINAL
+from chalicelib.storage.repos import TERMINAL, Claims, to_contact
 
 
 class Ids(BaseModel):
@@ -177,26 +177,29 @@ class StepWorker:
         return self._flows[key]
 
     def _run(self, msg: TaskMessage, now: dt.datetime) -> dict[str, Any] | None:
-        rt, ids = self._rt, msg.ids
-        participant = rt.participants.get(ids.flow_id, ids.participant_id)
+        ids = msg.ids
+        # One request for all three: what the checks below read must be as fresh as possible.
+        participant, flow_item, contact_item = self._rt.participants.snapshot(
+            ids.flow_id, ids.participant_id, ids.contact_id
+        )
         if participant is None:
             raise ParticipantLeft("exited", "participant_deleted")
         if participant.status in TERMINAL:
             raise ParticipantLeft(participant.status, participant.reason or "the participant left the flow")
-        flow_item = rt.flows.get(ids.flow_id)
         if flow_item is None or flow_item.status == "ended":
             raise ParticipantLeft("exited", "flow_ended")
         flow = self._flow(ids.flow_id, ids.version)
         if msg.step is None or msg.step not in flow.by_id:
             raise PermanentStepError(f"step {msg.step!r} is not in version {ids.version}")
         step = flow.step(msg.step)
-        contact = rt.contacts.get(ids.contact_id)
-        if contact is None:
+        self._note_timeout(msg, participant, flow, now)
+        if contact_item is None:
             raise ParticipantLeft("exited", "contact_deleted")
+        contact = to_contact(contact_item)
         facts = Facts(
             contact,
             engagement=engagement_facts(participant.engagement),
-            forms_submitted=rt.contacts.forms_submitted(ids.contact_id),
+            forms_submitted=frozenset(contact_item.forms_submitted or ()),
         )
         ctx = Ctx(msg, participant, flow, contact, facts, now)
         if not isinstance(step, End):
@@ -208,6 +211,30 @@ class StepWorker:
                 if not ok:
                     raise ParticipantLeft("exited", f"filter_no_longer_matches: {why}")
         return self._step(step, ctx)
+
+    def _note_timeout(self, msg: TaskMessage, participant: ParticipantModel, flow: Flow, now: dt.datetime) -> None:
+        """Say in the trace that a `wait_for` timed out: the state machine takes that path on its own."""
+        waited = flow.by_id.get(participant.current_step or "")
+        if participant.status != "waiting" or not isinstance(waited, WaitFor):
+            return
+        target = waited.form if waited.event == "form_submitted" else waited.step
+        if f"{waited.event}:{target}" in (participant.engagement or set()):
+            return
+        if msg.step != resolve(flow, waited.timeout_next):
+            return
+        ids = msg.ids
+        # The parked token has expired with the timeout; an event arriving now must not look for it.
+        key = self._rt.waits.key(waited.event, str(target), ids.flow_id, ids.participant_id)
+        for parked in self._rt.waits.find(ids.contact_id, key):
+            self._rt.waits.remove(parked)
+        self._rt.participants.record(
+            ids.flow_id,
+            ids.participant_id,
+            trace=[entry(now, waited.id, "timeout", f"no {waited.event} {target} in time → {msg.step}")],
+            status="active",
+            current_step=msg.step,
+            only_if_open=True,
+        )
 
     # --- one handler per step type ----------------------------------------------------------------
 
@@ -258,6 +285,15 @@ class StepWorker:
         output: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
         """Record what happened and where the participant goes next; the task's answer."""
+        self._rt.participants.record(
+            ctx.msg.ids.flow_id, ctx.msg.ids.participant_id, **self._moved(ctx, next_id, trace, last_message)
+        )
+        return output if output is not None else {}
+
+    def _moved(
+        self, ctx: Ctx, next_id: str, trace: list[dict[str, Any]], last_message: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
+        """How the participant item changes when it moves on to `next_id`."""
         target = resolve(ctx.flow, next_id)
         nxt = ctx.flow.step(target)
         status = "active"
@@ -268,16 +304,13 @@ class StepWorker:
                 *trace,
                 entry(ctx.now, target, "waiting", f"until {timestamp(ctx.now + dt.timedelta(seconds=seconds))}"),
             ]
-        self._rt.participants.record(
-            ctx.msg.ids.flow_id,
-            ctx.msg.ids.participant_id,
-            trace=trace,
-            status=status,
-            current_step=target,
-            last_message=last_message,
-            only_if_open=True,
-        )
-        return output if output is not None else {}
+        return {
+            "trace": trace,
+            "status": status,
+            "current_step": target,
+            "last_message": last_message,
+            "only_if_open": True,
+        }
 
     # --- messages ----------------------------------------------------------------------------------
 
@@ -296,8 +329,9 @@ class StepWorker:
     def _settle(
         self, ctx: Ctx, step: SendEmail | SendSms | Notify | Webhook, claim: Any, channel: str, outcome: SendOutcome
     ) -> dict[str, Any]:
-        self._rt.claims.settle(claim, outcome.status, message_id=outcome.message_id, detail=outcome.detail)
+        settlement = Claims.settlement(outcome.status, message_id=outcome.message_id, detail=outcome.detail)
         if outcome.status == "refused":
+            claim.update(actions=settlement)
             raise RetryableStepError(f"{channel} refused for now: {outcome.detail}")
         message = {
             "step": step.id,
@@ -309,7 +343,12 @@ class StepWorker:
         event = {"sent": "sent", "rejected": "not_sent", "unknown": "send_unknown"}[outcome.status]
         detail = outcome.detail or (f"message {outcome.message_id}" if outcome.message_id else "")
         logger.info("message " + event, extra={"channel": channel, "message_id": outcome.message_id})
-        return self._advance(ctx, step.next, [entry(ctx.now, step.id, event, detail)], last_message=message)
+        moved = self._moved(ctx, step.next, [entry(ctx.now, step.id, event, detail)], message)
+        # The claim's outcome and the participant's record land together, in one request.
+        self._rt.participants.record_with_claim(
+            claim, settlement, ctx.msg.ids.flow_id, ctx.msg.ids.participant_id, **moved
+        )
+        return {}
 
     def _duplicate(self, ctx: Ctx, step: SendEmail | SendSms | Notify | Webhook) -> dict[str, Any]:
         # This visit was claimed by an earlier delivery of the same task: never send again.

@@ -234,6 +234,11 @@ class Participants:
         except DoesNotExist:
             return None
 
+    def snapshot(
+        self, flow_id: str, participant_id: str, contact_id: str
+    ) -> tuple[ParticipantModel | None, FlowModel | None, ContactModel | None]:
+        return snapshot(flow_id, participant_id, contact_id)
+
     def entries(self, flow_id: str, contact_id: str) -> list[ParticipantModel]:
         return list(
             ParticipantModel.query(
