@@ -30,11 +30,25 @@ def create_form() -> Response:
     key, name = body.get("key"), body.get("name") or body.get("key")
     if not isinstance(key, str) or not key.replace("-", "").replace("_", "").isalnum() or len(key) > 64:
         raise Unprocessable("invalid_key", "`key` is 1-64 letters, digits, '-' or '_'")
-    item = runtime().forms.create(key, str(name))
+    owner = body.get("owner_email")
+    if owner is not None:
+        from email_validator import EmailNotValidError, validate_email
+
+        try:
+            owner = validate_email(str(owner), check_deliverability=False).normalized
+        except EmailNotValidError as exc:
+            raise Unprocessable("invalid_owner_email", f"`owner_email` is not a valid address: {exc}") from None
+    item = runtime().forms.create(key, str(name), owner)
     if item is None:
         raise Conflict("form_exists", f"a form {key!r} exists already")
     return Response(
-        body={"key": item.form_key, "name": item.name, "submit_url": f"/forms/{key}/submissions"}, status_code=201
+        body={
+            "key": item.form_key,
+            "name": item.name,
+            "owner_email": item.owner_email,
+            "submit_url": f"/forms/{key}/submissions",
+        },
+        status_code=201,
     )
 
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from chalice.app import ChaliceUnhandledError
+
 
 class RetryableStepError(Exception):
     """Nothing happened and trying later may work (throttling, a webhook answering 503)."""
@@ -33,8 +35,12 @@ class ParticipantLeft(Exception):
         self.reason = reason
 
 
-class ApiError(Exception):
-    """An error answered to an API caller as `{"error": {"code", "message", "details"}}`."""
+class ApiError(ChaliceUnhandledError):
+    """An error answered to an API caller as `{"error": {"code", "message", "details"}}`.
+
+    Chalice turns any other exception raised in a view into its own 500 before HTTP middleware
+    runs; this base lets `api.http.errors_as_json` map these to their 4xx answers in one place.
+    """
 
     status = 400
 

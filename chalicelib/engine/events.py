@@ -20,6 +20,8 @@ from chalicelib.logs import logger
 # Form fields that are never stored: the honeypot and the site's own bookkeeping.
 HONEYPOT = "_hp"
 _IGNORED = frozenset({HONEYPOT, "submit", "_redirect"})
+# Fields a visitor must not set: the owner receives internal alerts, so a stranger could aim them.
+_PROTECTED = frozenset({"owner_email"})
 
 
 class FormSubmissions:
@@ -28,7 +30,8 @@ class FormSubmissions:
 
     def submit(self, form_key: str, data: dict[str, Any]) -> dict[str, Any]:
         rt = self._rt
-        if rt.forms.get(form_key) is None:
+        form = rt.forms.get(form_key)
+        if form is None:
             raise NotFound("form_not_found", f"no form {form_key!r}")
         if data.get(HONEYPOT):
             # A bot filled the hidden field: answer like a success and keep nothing.
@@ -44,9 +47,10 @@ class FormSubmissions:
         values = {
             k: v
             for k, v in data.items()
-            if k not in _IGNORED and k != "email" and isinstance(v, str | int | float | bool)
+            if k not in _IGNORED and k not in _PROTECTED and k != "email" and isinstance(v, str | int | float | bool)
         }
-        contact_id, created = rt.contacts.upsert_by_email(email, values, form=form_key)
+        initial = {"owner_email": form.owner_email} if form.owner_email else {}
+        contact_id, created = rt.contacts.upsert_by_email(email, values, form=form_key, initial=initial)
         listening = rt.flows.listening(f"form_submitted#{form_key}")
         rt.enroll_queue.send({"type": "form_submitted", "form": form_key, "contact_id": contact_id})
         return {"contact_id": contact_id, "created": created, "flows": [f.flow_id for f in listening]}

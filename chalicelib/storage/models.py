@@ -152,6 +152,8 @@ class FormModel(_Base):
 
     form_key = UnicodeAttribute(hash_key=True)
     name = UnicodeAttribute()
+    # The salesperson new contacts from this form are assigned to (set by the marketer, never the visitor).
+    owner_email = UnicodeAttribute(null=True)
     created_at = UTCDateTimeAttribute()
 
 

@@ -75,7 +75,9 @@ class Contacts:
             return item
         return None
 
-    def upsert_by_email(self, email: str, values: dict[str, Any], *, form: str | None = None) -> tuple[str, bool]:
+    def upsert_by_email(
+        self, email: str, values: dict[str, Any], *, form: str | None = None, initial: dict[str, Any] | None = None
+    ) -> tuple[str, bool]:
         """Create or update the contact with this address; returns (contact_id, created).
 
         A new contact's id derives from its address, so two submissions racing to create the same
@@ -87,7 +89,7 @@ class Contacts:
             now = self._clock()
             contact_id = "ct_" + uuid.uuid5(_CONTACT_NAMESPACE, email).hex[:20]
             item = ContactModel(contact_id=contact_id, email=email, created_at=now, updated_at=now)
-            self._assign(item, values)
+            self._assign(item, {**(initial or {}), **values})
             if form:
                 item.forms_submitted = {form}
             try:
@@ -419,8 +421,8 @@ class Forms:
     def __init__(self, clock: Clock = utcnow) -> None:
         self._clock = clock
 
-    def create(self, form_key: str, name: str) -> FormModel | None:
-        item = FormModel(form_key=form_key, name=name, created_at=self._clock())
+    def create(self, form_key: str, name: str, owner_email: str | None = None) -> FormModel | None:
+        item = FormModel(form_key=form_key, name=name, owner_email=owner_email, created_at=self._clock())
         try:
             item.save(condition=FormModel.form_key.does_not_exist())
         except PutError as exc:
