@@ -16,6 +16,7 @@ from chalicelib.engine.enroll import Enroller, Enrollment
 from chalicelib.engine.errors import BadRequest, NotFound, Unprocessable
 from chalicelib.engine.ports import Runtime
 from chalicelib.logs import logger
+from chalicelib.storage.repos import TERMINAL
 
 # Form fields that are never stored: the honeypot and the site's own bookkeeping.
 HONEYPOT = "_hp"
@@ -36,7 +37,7 @@ class FormSubmissions:
         if data.get(HONEYPOT):
             # A bot filled the hidden field: answer like a success and keep nothing.
             logger.info("honeypot submission dropped", extra={"form": form_key})
-            return {"contact_id": None, "created": False, "flows": []}
+            return {"contact_id": None, "created": False, "flows": [], "already_enrolled": []}
         raw_email = data.get("email")
         if not isinstance(raw_email, str) or not raw_email.strip():
             raise Unprocessable("email_required", "a form submission needs an `email` field")
@@ -53,7 +54,17 @@ class FormSubmissions:
         contact_id, created = rt.contacts.upsert_by_email(email, values, form=form_key, initial=initial)
         listening = rt.flows.listening(f"form_submitted#{form_key}")
         rt.enroll_queue.send({"type": "form_submitted", "form": form_key, "contact_id": contact_id})
-        return {"contact_id": contact_id, "created": created, "flows": [f.flow_id for f in listening]}
+        # Enrollment happens from the queue; say now where this trigger will change nothing.
+        already = [] if created else [f.flow_id for f in listening if self._inside(f.flow_id, contact_id)]
+        return {
+            "contact_id": contact_id,
+            "created": created,
+            "flows": [f.flow_id for f in listening],
+            "already_enrolled": already,
+        }
+
+    def _inside(self, flow_id: str, contact_id: str) -> bool:
+        return any(p.status not in TERMINAL for p in self._rt.participants.entries(flow_id, contact_id))
 
 
 class EnrollmentWorker:

@@ -102,6 +102,7 @@ def main() -> None:
         table_prefix=os.environ.setdefault("FLOE_TABLE_PREFIX", f"floe-{tenant}-"),
         sender=os.environ["FLOE_SENDER"],
         host=endpoint,
+        sns=boto3.client("sns", region_name=region, endpoint_url=endpoint),
     )
     os.environ["FLOE_STEPS_QUEUE_URL"] = queues.steps
     os.environ["FLOE_ENROLL_QUEUE_URL"] = queues.enrollments

@@ -23,7 +23,15 @@ def queue_names(tenant: str) -> dict[str, str]:
 
 
 def provision(
-    sqs: Any, sesv2: Any, *, tenant: str, region: str, table_prefix: str, sender: str, host: str | None = None
+    sqs: Any,
+    sesv2: Any,
+    *,
+    tenant: str,
+    region: str,
+    table_prefix: str,
+    sender: str,
+    host: str | None = None,
+    sns: Any = None,
 ) -> Queues:
     models.bind(table_prefix=table_prefix, region=region, host=host)
     models.create_tables()
@@ -38,6 +46,9 @@ def provision(
                 "RedrivePolicy": json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": str(MAX_RECEIVES)}),
             },
         )["QueueUrl"]
+    # SES reports bounces, complaints and deliveries to this topic in a deployment (see infra/).
+    if sns is not None:
+        sns.create_topic(Name=f"floe-{tenant}-ses-events")
     domain = sender.rpartition("@")[2]
     sesv2.create_email_identity(EmailIdentity=domain)
     return Queues(steps=urls["steps"], enrollments=urls["enrollments"])

@@ -404,3 +404,29 @@ def test_an_unsubscribe_is_honoured_by_the_next_email(stack: Stack) -> None:
     assert [(t["step"], t["detail"]) for t in skipped] == [("second", "the contact unsubscribed from email")]
     assert [m["Subject"] for m in stack.emails()] == ["Hello Anna"]
     assert [e["status"] for e in closed_executions(stack)] == ["SUCCEEDED"]
+
+
+def test_the_flow_schema_is_served() -> None:
+    from app import app
+
+    with Client(app) as client:
+        schema = client.http.get("/schema/flow").json_body
+    assert schema["title"] == "Flow"
+    assert {"name", "trigger", "start_at", "steps"} <= set(schema["required"])
+    step_types = {
+        schema["$defs"][ref["$ref"].rsplit("/", 1)[1]]["properties"]["type"]["const"]
+        for ref in schema["properties"]["steps"]["items"]["oneOf"]
+    }
+    assert step_types == {
+        "send_email",
+        "send_sms",
+        "wait",
+        "wait_until",
+        "branch",
+        "wait_for",
+        "update_contact",
+        "notify",
+        "webhook",
+        "goto",
+        "end",
+    }
