@@ -3,7 +3,7 @@
 from typing import Any
 
 from chalice import Chalice
-from chalice.app import SQSEvent
+from chalice.app import SNSEvent, SQSEvent
 
 from chalicelib import handlers
 from chalicelib.api import flows, public
@@ -27,3 +27,8 @@ def step_worker(event: SQSEvent) -> dict[str, Any]:
 @app.on_sqs_message(queue=QUEUES + "enrollments", batch_size=10, name="enrollment_worker")
 def enrollment_worker(event: SQSEvent) -> dict[str, Any]:
     return handlers.enrollments(event.to_dict(), event.context)
+
+
+@app.on_sns_message(topic=QUEUES + "ses-events", name="ses_event_worker")
+def ses_event_worker(event: SNSEvent) -> list[str]:
+    return handlers.ses_events(event.to_dict(), event.context)

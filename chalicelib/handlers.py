@@ -55,3 +55,15 @@ def enrollments(event: dict[str, Any], context: Any) -> dict[str, Any]:
                 event=event, record_handler=_enroll_record, processor=BatchProcessor(EventType.SQS), context=context
             )
         )
+
+
+def ses_events(event: dict[str, Any], context: Any) -> list[str]:
+    """SNS delivers one record per invocation; its message is the SES event as JSON."""
+    from chalicelib.engine.events import DeliveryEvents
+
+    events = DeliveryEvents(runtime())
+    suppressed: list[str] = []
+    with logger.append_context_keys(topic="ses-events"):
+        for record in event.get("Records", []):
+            suppressed.extend(events.handle(json.loads(record["Sns"]["Message"])))
+    return suppressed

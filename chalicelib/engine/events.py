@@ -138,3 +138,34 @@ class Engagement:
         if not self._rt.contacts.unsubscribe(contact_id, channel):
             raise NotFound("contact_not_found", "the contact no longer exists")
         return {"contact_id": contact_id, "channel": channel, "unsubscribed": True}
+
+
+class DeliveryEvents:
+    """SES events from the stack's topic: a permanent bounce or a complaint stops email to that address.
+
+    The contact is marked unsubscribed from email, which every send checks, so no flow mails a dead
+    address or a person who reported spam again. Transient bounces and deliveries change nothing.
+    """
+
+    def __init__(self, rt: Runtime) -> None:
+        self._rt = rt
+
+    def handle(self, event: dict[str, Any]) -> list[str]:
+        """The contact ids suppressed because of this event."""
+        # Event publishing says `eventType`; classic feedback notifications say `notificationType`.
+        kind = event.get("eventType") or event.get("notificationType")
+        if kind == "Bounce" and (event.get("bounce") or {}).get("bounceType") == "Permanent":
+            recipients = event["bounce"].get("bouncedRecipients") or []
+        elif kind == "Complaint":
+            recipients = (event.get("complaint") or {}).get("complainedRecipients") or []
+        else:
+            logger.info("SES event changes nothing", extra={"ses_event": kind})
+            return []
+        suppressed = []
+        for recipient in recipients:
+            address = str(recipient.get("emailAddress") or "")
+            contact = self._rt.contacts.find_by_email(address) if address else None
+            if contact is not None and self._rt.contacts.unsubscribe(contact.contact_id, "email"):
+                suppressed.append(contact.contact_id)
+                logger.info("email suppressed", extra={"ses_event": kind, "contact_id": contact.contact_id})
+        return suppressed

@@ -40,7 +40,7 @@ STAGE = "dev"
 REGION = "eu-west-1"
 MERGE_TEMPLATE = "infra/resources.json"
 # The functions Chalice generates for app.py: the merge template patches them by these logical ids.
-GENERATED_FUNCTIONS = {"APIHandler", "StepWorker", "EnrollmentWorker"}
+GENERATED_FUNCTIONS = {"APIHandler", "StepWorker", "EnrollmentWorker", "SesEventWorker"}
 
 
 @dataclass(frozen=True)
