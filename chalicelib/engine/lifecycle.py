@@ -8,19 +8,25 @@ flow carry on. Ending stops every execution and marks its participant `exited: f
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
+from chalicelib.channels.templates import check_template
 from chalicelib.engine.errors import Conflict, NotFound, Unprocessable
 from chalicelib.engine.ports import Runtime
 from chalicelib.flows.compiler import compile_flow
-from chalicelib.flows.model import Flow, FormSubmittedTrigger, trigger_key
-from chalicelib.flows.validation import Result, validate
+from chalicelib.flows.model import Flow, FormSubmittedTrigger, Notify, SendEmail, SendSms, trigger_key
+from chalicelib.flows.validation import Result, Violation, validate
 from chalicelib.storage.models import FlowModel
 from chalicelib.storage.repos import TERMINAL
 
 
 def checked(doc: Any) -> tuple[Flow, Result]:
     result = validate(doc)
+    if result.flow is not None:
+        broken = tuple(template_violations(result.flow))
+        if broken:
+            result = Result(None, result.violations + broken)
     if not result.ok or result.flow is None:
         raise Unprocessable(
             "invalid_flow",
@@ -28,6 +34,22 @@ def checked(doc: Any) -> tuple[Flow, Result]:
             [v.as_dict() for v in result.violations],
         )
     return result.flow, result
+
+
+def template_violations(flow: Flow) -> Iterator[Violation]:
+    """Templates that cannot be parsed: caught when the flow is saved, not when a message is due."""
+    for i, step in enumerate(flow.steps):
+        texts: dict[str, str | None] = {}
+        if isinstance(step, SendEmail):
+            texts = {"subject": step.subject, "html": step.html, "text": step.text}
+        elif isinstance(step, SendSms):
+            texts = {"text": step.text}
+        elif isinstance(step, Notify):
+            texts = {"subject": step.subject, "text": step.text}
+        for name, template in texts.items():
+            problem = check_template(template) if template else None
+            if problem:
+                yield Violation(f"/steps/{i}/{name}", "template_syntax", problem)
 
 
 def view(item: FlowModel, result: Result | None = None) -> dict[str, Any]:
