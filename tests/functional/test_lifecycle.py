@@ -185,7 +185,7 @@ def test_what_websites_post_paused_urlencoded_honeypot(stack: Stack) -> None:
 
     # A bot that fills the hidden field gets a success that keeps nothing.
     bot = submit(stack, "newsletter", email="bot@example.com", first_name="Bot", _hp="http://spam.test")
-    assert bot == {"contact_id": None, "created": False, "flows": []}
+    assert bot == {"contact_id": None, "created": False, "flows": [], "already_enrolled": []}
     settle(stack, 0.3)
     assert contacts_stored() == 1
     assert stack.http("GET", f"/flows/{flow_id}/participants").json_body == {"participants": []}
