@@ -44,6 +44,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tests.functional.conftest import STACK_ENV
+
 ROOT = Path(__file__).resolve().parent.parent
 DOC = ROOT / "docs" / "benchmarks.md"
 N = int(os.environ.get("BENCH_N", "10"))
@@ -52,16 +54,7 @@ REGION = "eu-west-1"
 SENDER = "flows@shop.test"
 
 BASE_ENV = {
-    "AWS_ACCESS_KEY_ID": "testing",
-    "AWS_SECRET_ACCESS_KEY": "testing",
-    "AWS_SESSION_TOKEN": "testing",
-    "AWS_DEFAULT_REGION": REGION,
-    "AWS_REGION": REGION,
-    "FLOE_TENANT": "test",
-    "FLOE_SENDER": SENDER,
-    "FLOE_PUBLIC_URL": "https://floe.shop.test",
-    "FLOE_LINK_SECRET": "a-test-secret-of-enough-length",
-    "FLOE_TIME_SCALE": "1e-9",
+    **STACK_ENV,
     # The webhook receiver of the demo flow listens on 127.0.0.1: never through a proxy.
     "NO_PROXY": "127.0.0.1,localhost",
     "no_proxy": "127.0.0.1,localhost",

@@ -107,21 +107,25 @@ def links(html: str, kind: str) -> list[str]:
     return re.findall(rf"https?://[^/\"]+(/t/{kind}/[A-Za-z0-9_\-.]+)", html)
 
 
+# The environment of the in-process stack (also used by `make bench`).
+STACK_ENV = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_SESSION_TOKEN": "testing",
+    "AWS_DEFAULT_REGION": REGION,
+    "AWS_REGION": REGION,
+    "FLOE_TENANT": "test",
+    "FLOE_SENDER": SENDER,
+    "FLOE_PUBLIC_URL": "https://floe.shop.test",
+    "FLOE_LINK_SECRET": "a-test-secret-of-enough-length",
+    # Every wait lasts one second (the shortest Step Functions wait).
+    "FLOE_TIME_SCALE": "1e-9",
+}
+
+
 @pytest.fixture
 def stack(monkeypatch: pytest.MonkeyPatch) -> Iterator[Stack]:
-    for name, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_SESSION_TOKEN": "testing",
-        "AWS_DEFAULT_REGION": REGION,
-        "AWS_REGION": REGION,
-        "FLOE_TENANT": "test",
-        "FLOE_SENDER": SENDER,
-        "FLOE_PUBLIC_URL": "https://floe.shop.test",
-        "FLOE_LINK_SECRET": "a-test-secret-of-enough-length",
-        # Every wait lasts one second (the shortest Step Functions wait).
-        "FLOE_TIME_SCALE": "1e-9",
-    }.items():
+    for name, value in STACK_ENV.items():
         monkeypatch.setenv(name, value)
     monkeypatch.delenv("AWS_PROFILE", raising=False)
     monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
