@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 from functools import cache
 from typing import Any
@@ -19,10 +18,6 @@ class SqsQueue:
         self._sqs.send_message(QueueUrl=self._url, MessageBody=json.dumps(body))
 
 
-def utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
-
-
 def build_runtime(s: Settings) -> Any:
     # Imported here so that importing the app (and answering /health) stays cheap.
     import boto3
@@ -30,10 +25,12 @@ def build_runtime(s: Settings) -> Any:
     from chalicelib.channels.email import SesEmailSender
     from chalicelib.channels.outcome import no_retry_config
     from chalicelib.channels.sms import SnsSmsSender
+    from chalicelib.channels.tokens import LinkSigner
     from chalicelib.channels.webhook import WebhookCaller
     from chalicelib.engine.ports import Runtime
     from chalicelib.orchestration.stepfunctions import StateMachines, TaskAnswers
     from chalicelib.storage import models, repos
+    from chalicelib.storage.repos import utcnow
 
     models.bind(table_prefix=s.table_prefix, region=s.region, host=s.endpoint_url)
     session = boto3.session.Session(region_name=s.region)
@@ -58,6 +55,7 @@ def build_runtime(s: Settings) -> Any:
         machines=StateMachines(sfn, role_arn=s.state_machine_role_arn, name_prefix=s.state_machine_prefix),
         tasks=TaskAnswers(sfn),
         enroll_queue=SqsQueue(sqs, s.enroll_queue_url),
+        links=LinkSigner(s.link_secret),
     )
 
 

@@ -25,7 +25,6 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import functools
-import http.server
 import importlib.metadata
 import json
 import logging
@@ -36,7 +35,6 @@ import re
 import statistics
 import subprocess
 import sys
-import threading
 import time
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator
@@ -50,8 +48,6 @@ ROOT = Path(__file__).resolve().parent.parent
 DOC = ROOT / "docs" / "benchmarks.md"
 N = int(os.environ.get("BENCH_N", "10"))
 IMPORT_RUNS = int(os.environ.get("BENCH_IMPORT_RUNS", "7"))
-REGION = "eu-west-1"
-SENDER = "flows@shop.test"
 
 BASE_ENV = {
     **STACK_ENV,
@@ -105,31 +101,20 @@ def environment(values: dict[str, str]) -> Iterator[None]:
 @contextlib.contextmanager
 def running_stack(time_scale: str) -> Iterator[Any]:
     """What the `stack` fixture does, as a context manager; yields a `Stack`."""
-    import boto3
     from chalice.test import Client
     from moto import mock_aws
 
     from chalicelib import bootstrap
     from chalicelib.config import settings
-    from chalicelib.local.provision import provision
     from chalicelib.logs import logger
-    from tests.functional.conftest import Stack, _clear_caches
+    from tests.functional.conftest import Stack, _clear_caches, provision_stack
 
     logger.setLevel(logging.WARNING)
     with (
         environment({**BASE_ENV, "FLOE_TIME_SCALE": time_scale}),
         mock_aws(config={"stepfunctions": {"execute_state_machine": True}}),
     ):
-        sqs = boto3.client("sqs", region_name=REGION)
-        sfn = boto3.client("stepfunctions", region_name=REGION)
-        queues = provision(
-            sqs,
-            boto3.client("sesv2", region_name=REGION),
-            tenant="test",
-            region=REGION,
-            table_prefix="floe-test-",
-            sender=SENDER,
-        )
+        sqs, sfn, queues = provision_stack()
         os.environ["FLOE_STEPS_QUEUE_URL"] = queues.steps
         os.environ["FLOE_ENROLL_QUEUE_URL"] = queues.enrollments
         _clear_caches()
@@ -154,28 +139,17 @@ def running_stack(time_scale: str) -> Iterator[Any]:
 @contextlib.contextmanager
 def webhook_receiver() -> Iterator[tuple[str, list[bytes]]]:
     """A local HTTP server answering 200 to every POST; yields its base URL and the bodies received."""
+    from tests.http_server import QuietHandler, serving
+
     received: list[bytes] = []
 
-    class Handler(http.server.BaseHTTPRequestHandler):
+    class Handler(QuietHandler):
         def do_POST(self) -> None:
-            received.append(self.rfile.read(int(self.headers.get("Content-Length") or 0)))
-            self.send_response(200)
-            self.send_header("Content-Length", "2")
-            self.end_headers()
-            self.wfile.write(b"ok")
+            received.append(self.body())
+            self.reply(200)
 
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}", received
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(5)
+    with serving(Handler) as base:
+        yield base, received
 
 
 # --- counting AWS calls ----------------------------------------------------------------------------------

@@ -59,7 +59,4 @@ class Runtime:
     machines: StateMachines
     tasks: TaskAnswers
     enroll_queue: Queue
-
-    @property
-    def links(self) -> LinkSigner:
-        return LinkSigner(self.settings.link_secret)
+    links: LinkSigner

@@ -43,7 +43,7 @@ from chalicelib.flows.model import (
 )
 from chalicelib.logs import logger
 from chalicelib.storage.models import ParticipantModel
-from chalicelib.storage.repos import TERMINAL, Claims, to_contact
+from chalicelib.storage.repos import TERMINAL, Claims, Move, to_contact
 
 
 class Ids(BaseModel):
@@ -292,7 +292,7 @@ class StepWorker:
 
     def _moved(
         self, ctx: Ctx, next_id: str, trace: list[dict[str, Any]], last_message: dict[str, Any] | None = None
-    ) -> dict[str, Any]:
+    ) -> Move:
         """How the participant item changes when it moves on to `next_id`."""
         target = resolve(ctx.flow, next_id)
         nxt = ctx.flow.step(target)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, TypedDict, Unpack
 
 from pynamodb.exceptions import DoesNotExist, PutError, TransactWriteError, UpdateError
 from pynamodb.expressions.condition import Condition
@@ -30,6 +30,20 @@ from chalicelib.storage.models import (
 
 Clock = Callable[[], dt.datetime]
 TERMINAL = frozenset({"completed", "exited", "failed"})
+
+
+class Move(TypedDict, total=False):
+    """How a participant item changes: trace entries to append, and where it now stands."""
+
+    trace: list[dict[str, Any]]
+    status: str | None
+    reason: str | None
+    current_step: str | None
+    last_message: dict[str, Any] | None
+    # Only while it is still in the flow: a participant that left keeps its ending.
+    only_if_open: bool
+
+
 _CONTACT_NAMESPACE = uuid.UUID("6f1c8a52-4a5e-4c1e-9a44-0f10e5c0f10e")
 
 
@@ -56,19 +70,11 @@ class Contacts:
     def __init__(self, clock: Clock = utcnow) -> None:
         self._clock = clock
 
-    def get(self, contact_id: str) -> Contact | None:
-        item = self.get_item(contact_id)
-        return to_contact(item) if item else None
-
     def get_item(self, contact_id: str) -> ContactModel | None:
         try:
             return ContactModel.get(contact_id, consistent_read=True)
         except DoesNotExist:
             return None
-
-    def forms_submitted(self, contact_id: str) -> frozenset[str]:
-        item = self.get_item(contact_id)
-        return frozenset(item.forms_submitted or ()) if item else frozenset()
 
     def find_by_email(self, email: str) -> ContactModel | None:
         for item in ContactModel.by_email.query(email.casefold(), limit=1):
@@ -275,29 +281,9 @@ class Participants:
                 raise
             item.update(actions=actions)
 
-    def record(
-        self,
-        flow_id: str,
-        participant_id: str,
-        *,
-        trace: list[dict[str, Any]],
-        status: str | None = None,
-        reason: str | None = None,
-        current_step: str | None = None,
-        last_message: dict[str, Any] | None = None,
-        only_if_open: bool = False,
-    ) -> bool:
+    def record(self, flow_id: str, participant_id: str, **move: Unpack[Move]) -> bool:
         """Append to the trace and move the participant; False if `only_if_open` and it had left."""
-        item, actions, condition = self._record(
-            flow_id,
-            participant_id,
-            trace=trace,
-            status=status,
-            reason=reason,
-            current_step=current_step,
-            last_message=last_message,
-            only_if_open=only_if_open,
-        )
+        item, actions, condition = self._record(flow_id, participant_id, move)
         try:
             item.update(actions=actions, condition=condition)
         except UpdateError as exc:
@@ -307,10 +293,10 @@ class Participants:
         return True
 
     def record_with_claim(
-        self, claim: ClaimModel, claim_actions: list[Action], flow_id: str, participant_id: str, **record: Any
+        self, claim: ClaimModel, claim_actions: list[Action], flow_id: str, participant_id: str, **move: Unpack[Move]
     ) -> bool:
         """Settle a send claim and record the participant in one transaction (one request)."""
-        item, actions, condition = self._record(flow_id, participant_id, **record)
+        item, actions, condition = self._record(flow_id, participant_id, move)
         try:
             with TransactWrite(connection=models.connection()) as tx:
                 tx.update(claim, actions=claim_actions)
@@ -324,31 +310,20 @@ class Participants:
         return True
 
     def _record(
-        self,
-        flow_id: str,
-        participant_id: str,
-        *,
-        trace: list[dict[str, Any]],
-        status: str | None = None,
-        reason: str | None = None,
-        current_step: str | None = None,
-        last_message: dict[str, Any] | None = None,
-        only_if_open: bool = False,
+        self, flow_id: str, participant_id: str, move: Move
     ) -> tuple[ParticipantModel, list[Action], Condition]:
         item = ParticipantModel(flow_id=flow_id, participant_id=participant_id)
         actions: list[Action] = [ParticipantModel.updated_at.set(self._clock())]
-        if trace:
-            actions.append(ParticipantModel.trace.set(ParticipantModel.trace.append(trace)))
-        if status:
-            actions.append(ParticipantModel.status.set(status))
-        if reason:
-            actions.append(ParticipantModel.reason.set(reason))
-        if current_step:
-            actions.append(ParticipantModel.current_step.set(current_step))
-        if last_message is not None:
-            actions.append(ParticipantModel.last_message.set(last_message))
+        if move.get("trace"):
+            actions.append(ParticipantModel.trace.set(ParticipantModel.trace.append(move["trace"])))
+        for name in ("status", "reason", "current_step"):
+            value = move.get(name)
+            if value:
+                actions.append(getattr(ParticipantModel, name).set(value))
+        if move.get("last_message") is not None:
+            actions.append(ParticipantModel.last_message.set(move["last_message"]))
         condition = ParticipantModel.participant_id.exists()
-        if only_if_open:
+        if move.get("only_if_open"):
             condition &= ParticipantModel.status.is_in("starting", "active", "waiting")
         return item, actions, condition
 
@@ -387,9 +362,6 @@ class Claims:
             return ClaimModel.get(claim_id, consistent_read=True)
         except DoesNotExist:
             return None
-
-    def settle(self, item: ClaimModel, status: str, *, message_id: str | None, detail: str) -> None:
-        item.update(actions=self.settlement(status, message_id=message_id, detail=detail))
 
     @staticmethod
     def settlement(status: str, *, message_id: str | None, detail: str) -> list[Action]:

@@ -23,8 +23,9 @@ from moto.sns.models import sns_backends
 
 from chalicelib import bootstrap, handlers
 from chalicelib.config import settings
-from chalicelib.local.provision import provision
+from chalicelib.local.provision import Queues, provision
 from chalicelib.local.pumps import drain
+from tests.conftest import fake_aws_env
 
 REGION = "eu-west-1"
 SENDER = "flows@shop.test"
@@ -107,12 +108,24 @@ def links(html: str, kind: str) -> list[str]:
     return re.findall(rf"https?://[^/\"]+(/t/{kind}/[A-Za-z0-9_\-.]+)", html)
 
 
+def provision_stack() -> tuple[Any, Any, Queues]:
+    """Inside `mock_aws`: the SQS and Step Functions clients, and the stack's queues, tables and sender."""
+    sqs = boto3.client("sqs", region_name=REGION)
+    sfn = boto3.client("stepfunctions", region_name=REGION)
+    queues = provision(
+        sqs,
+        boto3.client("sesv2", region_name=REGION),
+        tenant="test",
+        region=REGION,
+        table_prefix="floe-test-",
+        sender=SENDER,
+    )
+    return sqs, sfn, queues
+
+
 # The environment of the in-process stack (also used by `make bench`).
 STACK_ENV = {
-    "AWS_ACCESS_KEY_ID": "testing",
-    "AWS_SECRET_ACCESS_KEY": "testing",
-    "AWS_SESSION_TOKEN": "testing",
-    "AWS_DEFAULT_REGION": REGION,
+    **fake_aws_env(REGION),
     "AWS_REGION": REGION,
     "FLOE_TENANT": "test",
     "FLOE_SENDER": SENDER,
@@ -130,16 +143,7 @@ def stack(monkeypatch: pytest.MonkeyPatch) -> Iterator[Stack]:
     monkeypatch.delenv("AWS_PROFILE", raising=False)
     monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
     with mock_aws(config={"stepfunctions": {"execute_state_machine": True}}):
-        sqs = boto3.client("sqs", region_name=REGION)
-        sfn = boto3.client("stepfunctions", region_name=REGION)
-        queues = provision(
-            sqs,
-            boto3.client("sesv2", region_name=REGION),
-            tenant="test",
-            region=REGION,
-            table_prefix="floe-test-",
-            sender=SENDER,
-        )
+        sqs, sfn, queues = provision_stack()
         monkeypatch.setenv("FLOE_STEPS_QUEUE_URL", queues.steps)
         monkeypatch.setenv("FLOE_ENROLL_QUEUE_URL", queues.enrollments)
         _clear_caches()

@@ -20,7 +20,7 @@ from moto import mock_aws
 
 from chalicelib.flows.compiler import compile_flow, execution_input
 from chalicelib.flows.model import Flow
-from tests.conftest import example
+from tests.conftest import example, fake_aws_env
 
 REGION = "eu-west-1"
 ROLE = "arn:aws:iam::123456789012:role/sf"
@@ -32,12 +32,7 @@ Answer = tuple[str, Any] | None
 
 @pytest.fixture
 def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    for name, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_SESSION_TOKEN": "testing",
-        "AWS_DEFAULT_REGION": REGION,
-    }.items():
+    for name, value in fake_aws_env(REGION).items():
         monkeypatch.setenv(name, value)
     monkeypatch.delenv("AWS_PROFILE", raising=False)
     with mock_aws(config={"stepfunctions": {"execute_state_machine": True}}):

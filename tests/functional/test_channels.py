@@ -3,16 +3,15 @@ endpoint) and real botocore errors."""
 
 from __future__ import annotations
 
+import contextlib
 import email
 import email.policy
 import json
 import socket
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from email.message import EmailMessage
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import boto3
@@ -35,6 +34,8 @@ from chalicelib.channels.email import SesEmailSender, build_message
 from chalicelib.channels.outcome import SendOutcome, classify, no_retry_config
 from chalicelib.channels.sms import SnsSmsSender
 from chalicelib.channels.webhook import USER_AGENT, WebhookCaller
+from tests.conftest import fake_aws_env
+from tests.http_server import QuietHandler, serving
 
 REGION = "eu-west-1"
 SENDER = "Shop <news@shop.test>"
@@ -42,12 +43,7 @@ SENDER = "Shop <news@shop.test>"
 
 @pytest.fixture
 def aws_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_SESSION_TOKEN": "testing",
-        "AWS_DEFAULT_REGION": REGION,
-    }.items():
+    for name, value in fake_aws_env(REGION).items():
         monkeypatch.setenv(name, value)
     monkeypatch.delenv("AWS_PROFILE", raising=False)
 
@@ -221,42 +217,24 @@ class Recorder:
     plan: dict[str, tuple[int, dict[str, str], bytes, float]] = field(default_factory=dict)
 
 
-class _Handler(BaseHTTPRequestHandler):
+class _Handler(QuietHandler):
     recorder: Recorder
 
     def do_POST(self) -> None:
-        data = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+        data = self.body()
         self.recorder.requests.append((self.path, dict(self.headers.items()), data))
         status, headers, payload, delay = self.recorder.plan.get(self.path.split("?")[0], (404, {}, b"{}", 0.0))
         time.sleep(delay)
-        try:
-            self.send_response(status)
-            for name, value in {"Content-Type": "application/json", **headers}.items():
-                self.send_header(name, value)
-            self.send_header("Content-Length", str(len(payload)))
-            self.end_headers()
-            self.wfile.write(payload)
-        except OSError:
-            pass  # the client gave up (timeout tests)
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
+        # The client may have given up already (timeout tests).
+        with contextlib.suppress(OSError):
+            self.reply(status, payload, {"Content-Type": "application/json", **headers})
 
 
 @pytest.fixture
 def server() -> Iterator[tuple[str, Recorder]]:
     recorder = Recorder()
-    handler = type("Handler", (_Handler,), {"recorder": recorder})
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    httpd.daemon_threads = True
-    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{httpd.server_address[1]}", recorder
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
-        thread.join()
+    with serving(type("Handler", (_Handler,), {"recorder": recorder})) as base:
+        yield base, recorder
 
 
 def closed_port() -> int:

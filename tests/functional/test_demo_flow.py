@@ -10,16 +10,15 @@ answers, what moto's SES recorded, what the webhook receiver got.
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
 
 from tests.conftest import example
 from tests.functional.conftest import Stack, body_of, links
+from tests.http_server import QuietHandler, serving
 
 OWNER = "sam.seller@example.com"
 
@@ -42,27 +41,14 @@ def crm() -> Iterator[Receiver]:
     """A real HTTP server on a free local port that records every webhook call and answers 200."""
     calls: list[Received] = []
 
-    class Handler(BaseHTTPRequestHandler):
+    class Handler(QuietHandler):
         def do_POST(self) -> None:
-            raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            raw = self.body()
             calls.append(Received(self.path, {k.lower(): v for k, v in self.headers.items()}, json.loads(raw)))
-            self.send_response(200)
-            self.send_header("Content-Length", "2")
-            self.end_headers()
-            self.wfile.write(b"ok")
+            self.reply(200)
 
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield Receiver(f"http://127.0.0.1:{server.server_address[1]}/hooks/demo", calls)
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(5)
+    with serving(Handler) as base:
+        yield Receiver(f"{base}/hooks/demo", calls)
 
 
 def demo_doc(crm_url: str, *, goal: dict[str, Any] | None = None) -> dict[str, Any]:
