@@ -29,8 +29,14 @@ def build_runtime(s: Settings) -> Any:
     from chalicelib.channels.webhook import WebhookCaller
     from chalicelib.engine.ports import Runtime
     from chalicelib.orchestration.stepfunctions import StateMachines, TaskAnswers
-    from chalicelib.storage import models, repos
+    from chalicelib.storage import catalog, models, repos
+    from chalicelib.storage.contacts import Contacts
+    from chalicelib.storage.crm import CrmObjects
+    from chalicelib.storage.imports import Imports
+    from chalicelib.storage.keys import ApiKeys
     from chalicelib.storage.repos import utcnow
+    from chalicelib.storage.segment_index import SegmentIndex
+    from chalicelib.storage.timeline import Timeline
 
     models.bind(table_prefix=s.table_prefix, region=s.region, host=s.endpoint_url)
     session = boto3.session.Session(region_name=s.region)
@@ -43,18 +49,27 @@ def build_runtime(s: Settings) -> Any:
     return Runtime(
         settings=s,
         clock=utcnow,
-        contacts=repos.Contacts(utcnow),
+        contacts=Contacts(utcnow),
         flows=repos.Flows(utcnow),
         participants=repos.Participants(utcnow),
         claims=repos.Claims(utcnow),
         waits=repos.Waits(utcnow),
         forms=repos.Forms(utcnow),
+        fields=catalog.FieldDefinitions(utcnow),
+        keys=ApiKeys(utcnow),
+        segments=catalog.segments(utcnow),
+        segment_index=SegmentIndex(utcnow),
+        templates=catalog.templates(utcnow),
+        timeline=Timeline(utcnow),
+        crm=CrmObjects(utcnow),
+        imports=Imports(utcnow),
         email=SesEmailSender(sesv2, configuration_set=s.configuration_set),
         sms=SnsSmsSender(sns),
         webhooks=WebhookCaller(),
         machines=StateMachines(sfn, role_arn=s.state_machine_role_arn, name_prefix=s.state_machine_prefix),
         tasks=TaskAnswers(sfn),
         enroll_queue=SqsQueue(sqs, s.enroll_queue_url),
+        imports_queue=SqsQueue(sqs, s.imports_queue_url),
         links=LinkSigner(s.link_secret),
     )
 

@@ -18,6 +18,7 @@ class Settings:
     table_prefix: str
     steps_queue_url: str
     enroll_queue_url: str
+    imports_queue_url: str
     state_machine_role_arn: str
     sender: str
     configuration_set: str | None
@@ -27,6 +28,8 @@ class Settings:
     time_scale: float
     # Set only for the local stack (moto's server); None means the real AWS endpoints.
     endpoint_url: str | None
+    # Phone numbers written without a country code are read as numbers of this region (ISO 3166).
+    phone_region: str = "NL"
 
     @property
     def state_machine_prefix(self) -> str:
@@ -41,6 +44,7 @@ def from_env(env: dict[str, str] | os._Environ[str] = os.environ) -> Settings:
         table_prefix=env.get("FLOE_TABLE_PREFIX", f"floe-{tenant}-"),
         steps_queue_url=env.get("FLOE_STEPS_QUEUE_URL", ""),
         enroll_queue_url=env.get("FLOE_ENROLL_QUEUE_URL", ""),
+        imports_queue_url=env.get("FLOE_IMPORTS_QUEUE_URL", ""),
         state_machine_role_arn=env.get("FLOE_SFN_ROLE_ARN", "arn:aws:iam::123456789012:role/floe-states"),
         sender=env.get("FLOE_SENDER", "flows@example.com"),
         configuration_set=env.get("FLOE_SES_CONFIGURATION_SET") or None,
@@ -48,6 +52,7 @@ def from_env(env: dict[str, str] | os._Environ[str] = os.environ) -> Settings:
         link_secret=env.get("FLOE_LINK_SECRET", "local-only-secret").encode(),
         time_scale=float(env.get("FLOE_TIME_SCALE", "1")),
         endpoint_url=env.get("AWS_ENDPOINT_URL") or None,
+        phone_region=env.get("FLOE_PHONE_REGION", "NL").upper(),
     )
 
 

@@ -11,6 +11,7 @@ from functools import cache
 from typing import Any
 
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import DynamoDBRecord
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
 from chalicelib.bootstrap import runtime
@@ -29,6 +30,28 @@ def _enrollment_worker() -> Any:
     from chalicelib.engine.events import EnrollmentWorker
 
     return EnrollmentWorker(runtime())
+
+
+@cache
+def _change_worker() -> Any:
+    from chalicelib.engine.changes import ChangeWorker
+
+    return ChangeWorker(runtime())
+
+
+def _change_record(record: DynamoDBRecord) -> None:
+    _change_worker().handle(record.raw_event)
+
+
+@cache
+def _import_worker() -> Any:
+    from chalicelib.engine.imports import ImportWorker
+
+    return ImportWorker(runtime())
+
+
+def _import_record(record: SQSRecord) -> None:
+    _import_worker().handle(json.loads(record.body))
 
 
 def _step_record(record: SQSRecord) -> None:
@@ -57,6 +80,15 @@ def enrollments(event: dict[str, Any], context: Any) -> dict[str, Any]:
         )
 
 
+def imports(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    with logger.append_context_keys(queue="imports"):
+        return dict(
+            process_partial_response(
+                event=event, record_handler=_import_record, processor=BatchProcessor(EventType.SQS), context=context
+            )
+        )
+
+
 def ses_events(event: dict[str, Any], context: Any) -> list[str]:
     """SNS delivers one record per invocation; its message is the SES event as JSON."""
     from chalicelib.engine.events import DeliveryEvents
@@ -67,3 +99,16 @@ def ses_events(event: dict[str, Any], context: Any) -> list[str]:
         for record in event.get("Records", []):
             suppressed.extend(events.handle(json.loads(record["Sns"]["Message"])))
     return suppressed
+
+
+def changes(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """DynamoDB stream records of contacts, CRM objects and participants (see `engine.changes`)."""
+    with logger.append_context_keys(stream="changes"):
+        return dict(
+            process_partial_response(
+                event=event,
+                record_handler=_change_record,
+                processor=BatchProcessor(EventType.DynamoDBStreams),
+                context=context,
+            )
+        )

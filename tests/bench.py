@@ -106,8 +106,10 @@ def running_stack(time_scale: str) -> Iterator[Any]:
 
     from chalicelib import bootstrap
     from chalicelib.config import settings
+    from chalicelib.local.gateway import shape_test_client
     from chalicelib.logs import logger
-    from tests.functional.conftest import Stack, _clear_caches, provision_stack
+    from chalicelib.storage.keys import ApiKeys
+    from tests.functional.conftest import REGION, Stack, _clear_caches, change_pump, provision_stack
 
     logger.setLevel(logging.WARNING)
     with (
@@ -117,6 +119,7 @@ def running_stack(time_scale: str) -> Iterator[Any]:
         sqs, sfn, queues = provision_stack()
         os.environ["FLOE_STEPS_QUEUE_URL"] = queues.steps
         os.environ["FLOE_ENROLL_QUEUE_URL"] = queues.enrollments
+        os.environ["FLOE_IMPORTS_QUEUE_URL"] = queues.imports
         _clear_caches()
         from app import app
 
@@ -124,8 +127,11 @@ def running_stack(time_scale: str) -> Iterator[Any]:
         # to its clients before the first call.
         assert settings().table_prefix == "floe-test-"
         bootstrap.runtime()
-        with Client(app) as client:
-            stack = Stack(client, sqs, sfn, queues.steps, queues.enrollments)
+        _, admin_key = ApiKeys().create("bench admin", "admin")
+        with shape_test_client(Client(app)) as client:
+            stack = Stack(
+                client, sqs, sfn, queues.steps, queues.enrollments, queues.imports, admin_key, change_pump(REGION)
+            )
             try:
                 yield stack
             finally:
@@ -133,6 +139,7 @@ def running_stack(time_scale: str) -> Iterator[Any]:
                     sfn.stop_execution(executionArn=execution["executionArn"])
                 os.environ.pop("FLOE_STEPS_QUEUE_URL", None)
                 os.environ.pop("FLOE_ENROLL_QUEUE_URL", None)
+                os.environ.pop("FLOE_IMPORTS_QUEUE_URL", None)
         _clear_caches()
 
 

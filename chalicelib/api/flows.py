@@ -6,7 +6,9 @@ from typing import Any
 
 from chalice import Blueprint, Response
 
+from chalicelib.api.authorizer import api_key
 from chalicelib.api.http import json_body, json_object
+from chalicelib.api.registry import operation
 from chalicelib.bootstrap import runtime
 from chalicelib.engine.errors import NotFound, Unprocessable
 
@@ -41,59 +43,100 @@ def participant_view(p: Any, *, trace: bool = False) -> dict[str, Any]:
     return out
 
 
-@bp.route("/schema/flow", methods=["GET"])
+@operation(bp, "GET", "/schema/flow", summary="The JSON Schema of a flow document", permission=None, tag="flows")
 def flow_schema() -> dict[str, Any]:
     from chalicelib.flows.model import Flow
 
     return Flow.model_json_schema()
 
 
-@bp.route("/flows", methods=["POST"])
+@operation(
+    bp, "POST", "/flows", summary="Create a flow", permission="flows.edit", tag="flows", authorizer=api_key,
+    request="FlowDocument", response="Flow", status=201,
+)  # fmt: skip
 def create_flow() -> Response:
     return Response(body=_lifecycle().create(json_body(bp.current_request)), status_code=201)
 
 
-@bp.route("/flows", methods=["GET"])
+@operation(
+    bp,
+    "GET",
+    "/flows",
+    summary="List flows",
+    permission="flows.view",
+    tag="flows",
+    authorizer=api_key,
+    response="FlowList",
+)
 def list_flows() -> dict[str, Any]:
     from chalicelib.engine.lifecycle import view
 
     return {"flows": [view(f) for f in runtime().flows.all()]}
 
 
-@bp.route("/flows/{flow_id}", methods=["GET"])
+@operation(
+    bp,
+    "GET",
+    "/flows/{flow_id}",
+    summary="Read a flow",
+    permission="flows.view",
+    tag="flows",
+    authorizer=api_key,
+    response="Flow",
+)
 def get_flow(flow_id: str) -> dict[str, Any]:
     from chalicelib.engine.lifecycle import view
 
     return view(_lifecycle().get(flow_id))
 
 
-@bp.route("/flows/{flow_id}", methods=["PUT"])
+@operation(
+    bp, "PUT", "/flows/{flow_id}", summary="Save a flow's draft", permission="flows.edit", tag="flows",
+    authorizer=api_key, request="FlowDocument", response="Flow",
+)  # fmt: skip
 def update_flow(flow_id: str) -> dict[str, Any]:
     return _lifecycle().update(flow_id, json_body(bp.current_request))
 
 
-@bp.route("/flows/{flow_id}/{action}", methods=["POST"])
-def flow_action(flow_id: str, action: str) -> Any:
-    lifecycle = _lifecycle()
-    if action == "enrollments":
-        return enroll(flow_id)
-    acts = {
-        "activate": lifecycle.activate,
-        "resume": lifecycle.activate,
-        "pause": lifecycle.pause,
-        "end": lifecycle.end,
-    }
-    if action not in acts:
-        raise NotFound("unknown_action", f"flows have no action {action!r}; try one of {sorted(acts)}")
-    return acts[action](flow_id)
+def _run(summary: str, action: str, response: str = "Flow") -> Any:
+    return operation(
+        bp, "POST", f"/flows/{{flow_id}}/{action}", summary=summary, permission="flows.run", tag="flows",
+        authorizer=api_key, response=response,
+    )  # fmt: skip
 
 
-@bp.route("/flows/{flow_id}/versions", methods=["GET"])
+@_run("Activate a flow: publish its draft as a new version", "activate")
+def activate(flow_id: str) -> Any:
+    return _lifecycle().activate(flow_id)
+
+
+@_run("Resume a paused flow (publishing its draft if it changed)", "resume")
+def resume(flow_id: str) -> Any:
+    return _lifecycle().activate(flow_id)
+
+
+@_run("Pause a flow: no new participants enter", "pause")
+def pause(flow_id: str) -> Any:
+    return _lifecycle().pause(flow_id)
+
+
+@_run("End a flow: everyone in it leaves", "end")
+def end(flow_id: str) -> Any:
+    return _lifecycle().end(flow_id)
+
+
+@operation(
+    bp, "GET", "/flows/{flow_id}/versions", summary="List a flow's published versions", permission="flows.view",
+    tag="flows", authorizer=api_key, response="VersionList",
+)  # fmt: skip
 def versions(flow_id: str) -> dict[str, Any]:
     return {"versions": _lifecycle().versions(flow_id)}
 
 
-@bp.route("/flows/{flow_id}/participants", methods=["GET"])
+@operation(
+    bp, "GET", "/flows/{flow_id}/participants", summary="List a flow's participants", permission="flows.view",
+    tag="flows", authorizer=api_key, response="ParticipantList",
+)  # fmt: skip
 def participants(flow_id: str) -> dict[str, Any]:
     _lifecycle().get(flow_id)
     params = dict(bp.current_request.query_params or {})
@@ -102,7 +145,10 @@ def participants(flow_id: str) -> dict[str, Any]:
     return {"participants": [participant_view(p) for p in items]}
 
 
-@bp.route("/flows/{flow_id}/participants/{participant_id}", methods=["GET"])
+@operation(
+    bp, "GET", "/flows/{flow_id}/participants/{participant_id}", summary="Read a participant with its trace",
+    permission="flows.view", tag="flows", authorizer=api_key, response="Participant",
+)  # fmt: skip
 def participant(flow_id: str, participant_id: str) -> dict[str, Any]:
     item = runtime().participants.get(flow_id, participant_id)
     if item is None:
@@ -110,6 +156,10 @@ def participant(flow_id: str, participant_id: str) -> dict[str, Any]:
     return participant_view(item, trace=True)
 
 
+@operation(
+    bp, "POST", "/flows/{flow_id}/enrollments", summary="Enroll contacts into a flow", permission="flows.run",
+    tag="flows", authorizer=api_key, request="EnrollmentRequest", response="EnrollmentResults",
+)  # fmt: skip
 def enroll(flow_id: str) -> Response:
     from chalicelib.engine.enroll import Enroller
 

@@ -9,7 +9,9 @@ from typing import Any
 
 from chalice import Blueprint, Response
 
+from chalicelib.api.authorizer import api_key
 from chalicelib.api.http import form_body, json_object
+from chalicelib.api.registry import operation
 from chalicelib.bootstrap import runtime
 from chalicelib.engine.errors import Conflict, NotFound, Unprocessable
 
@@ -19,12 +21,15 @@ PIXEL = base64.b64decode("R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRA
 FORM_TYPES = ["application/json", "application/x-www-form-urlencoded"]
 
 
-@bp.route("/health", methods=["GET"])
+@operation(bp, "GET", "/health", summary="Say the API is up", permission=None, tag="public", response="Health")
 def health() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@bp.route("/forms", methods=["POST"])
+@operation(
+    bp, "POST", "/forms", summary="Create a form", permission="content.edit", tag="content", authorizer=api_key,
+    request="FormRequest", response="Form", status=201, errors=((409, "a form with this key exists"),),
+)  # fmt: skip
 def create_form() -> Response:
     body = json_object(bp.current_request)
     key, name = body.get("key"), body.get("name") or body.get("key")
@@ -52,12 +57,18 @@ def create_form() -> Response:
     )
 
 
-@bp.route("/forms", methods=["GET"])
+@operation(
+    bp, "GET", "/forms", summary="List forms", permission="flows.view", tag="content", authorizer=api_key,
+    response="FormList",
+)  # fmt: skip
 def list_forms() -> dict[str, Any]:
     return {"forms": [{"key": f.form_key, "name": f.name} for f in runtime().forms.all()]}
 
 
-@bp.route("/forms/{form_key}/submissions", methods=["POST"], content_types=FORM_TYPES)
+@operation(
+    bp, "POST", "/forms/{form_key}/submissions", summary="Submit a form (websites)", permission=None,
+    tag="public", request="FormSubmission", response="SubmissionResult", status=202, content_types=tuple(FORM_TYPES),
+)  # fmt: skip
 def submit_form(form_key: str) -> Response:
     from chalicelib.engine.events import FormSubmissions
 
@@ -65,25 +76,10 @@ def submit_form(form_key: str) -> Response:
     return Response(body=result, status_code=202)
 
 
-@bp.route("/contacts/{contact_id}", methods=["GET"])
-def get_contact(contact_id: str) -> dict[str, Any]:
-    item = runtime().contacts.get_item(contact_id)
-    if item is None:
-        raise NotFound("contact_not_found", f"no contact {contact_id!r}")
-    return {
-        "contact_id": item.contact_id,
-        "email": item.email,
-        "phone": item.phone,
-        "first_name": item.first_name,
-        "last_name": item.last_name,
-        "fields": item.fields,
-        "tags": sorted(item.tags or ()),
-        "unsubscribed": sorted(item.unsubscribed or ()),
-        "forms_submitted": sorted(item.forms_submitted or ()),
-    }
-
-
-@bp.route("/t/o/{token}", methods=["GET"])
+@operation(
+    bp, "GET", "/t/o/{token}", summary="Record an open (the tracking pixel)", permission=None, tag="public",
+    media={"image/gif": "a transparent 1x1 GIF"},
+)  # fmt: skip
 def open_pixel(token: str) -> Response:
     from chalicelib.engine.errors import ApiError
     from chalicelib.engine.events import Engagement
@@ -94,7 +90,10 @@ def open_pixel(token: str) -> Response:
     return Response(body=PIXEL, status_code=200, headers={"Content-Type": "image/gif", "Cache-Control": "no-store"})
 
 
-@bp.route("/t/c/{token}", methods=["GET"])
+@operation(
+    bp, "GET", "/t/c/{token}", summary="Record a click and redirect to the link's target", permission=None,
+    tag="public", status=302, errors=((400, "the link is not valid"),),
+)  # fmt: skip
 def click(token: str) -> Response:
     from chalicelib.engine.events import Engagement
 
@@ -105,7 +104,10 @@ def click(token: str) -> Response:
     return Response(body="", status_code=302, headers={"Location": url, "Cache-Control": "no-store"})
 
 
-@bp.route("/u/{token}", methods=["GET"])
+@operation(
+    bp, "GET", "/u/{token}", summary="Show the unsubscribe page", permission=None, tag="public",
+    media={"text/html": "a page with an unsubscribe button"},
+)  # fmt: skip
 def unsubscribe_page(token: str) -> Response:
     # GET never unsubscribes: link scanners follow every link in a message.
     page = (
@@ -116,7 +118,10 @@ def unsubscribe_page(token: str) -> Response:
     return Response(body=page, status_code=200, headers={"Content-Type": "text/html; charset=utf-8"})
 
 
-@bp.route("/u/{token}", methods=["POST"], content_types=[*FORM_TYPES, "multipart/form-data", "text/plain"])
+@operation(
+    bp, "POST", "/u/{token}", summary="Unsubscribe (RFC 8058 one-click)", permission=None, tag="public",
+    response="Unsubscribed", content_types=(*FORM_TYPES, "multipart/form-data", "text/plain"),
+)  # fmt: skip
 def unsubscribe(token: str) -> dict[str, Any]:
     from chalicelib.engine.events import Engagement
 

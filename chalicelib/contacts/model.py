@@ -11,12 +11,14 @@ from typing import Any
 # Fields every contact has; anything else lives in `fields` and is addressed as `fields.<name>`.
 STANDARD_FIELDS = (
     "email",
+    "external_id",
     "phone",
     "first_name",
     "last_name",
     "company",
     "language",
     "timezone",
+    "category",
     "owner_email",
 )
 
@@ -25,12 +27,14 @@ STANDARD_FIELDS = (
 class Contact:
     contact_id: str
     email: str | None = None
+    external_id: str | None = None
     phone: str | None = None
     first_name: str | None = None
     last_name: str | None = None
     company: str | None = None
     language: str | None = None
     timezone: str | None = None
+    category: str | None = None
     owner_email: str | None = None
     fields: dict[str, Any] = field(default_factory=dict)
     tags: frozenset[str] = frozenset()

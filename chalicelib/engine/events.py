@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from email_validator import EmailNotValidError, validate_email
-
 from chalicelib.channels.tokens import BadToken
+from chalicelib.contacts.input import InputError, normalise_email
+from chalicelib.engine.contacts import invalid, loose_write
 from chalicelib.engine.enroll import Enroller, Enrollment
 from chalicelib.engine.errors import BadRequest, NotFound, Unprocessable
 from chalicelib.engine.ports import Runtime
@@ -41,17 +41,22 @@ class FormSubmissions:
         raw_email = data.get("email")
         if not isinstance(raw_email, str) or not raw_email.strip():
             raise Unprocessable("email_required", "a form submission needs an `email` field")
-        try:
-            email = validate_email(raw_email.strip(), check_deliverability=False).normalized
-        except EmailNotValidError as exc:
-            raise Unprocessable("invalid_email", f"{raw_email!r} is not a valid email address: {exc}") from None
         values = {
             k: v
             for k, v in data.items()
             if k not in _IGNORED and k not in _PROTECTED and k != "email" and isinstance(v, str | int | float | bool)
         }
+        try:
+            email = normalise_email(raw_email)
+        except InputError as exc:
+            raise Unprocessable("invalid_email", exc.problems[0].message, [p.as_dict() for p in exc.problems]) from None
+        try:
+            write = loose_write(values, rt.fields.definitions(), phone_region=rt.settings.phone_region)
+        except InputError as exc:
+            raise invalid(exc, "submission") from None
+        write.values["email"] = email
         initial = {"owner_email": form.owner_email} if form.owner_email else {}
-        contact_id, created = rt.contacts.upsert_by_email(email, values, form=form_key, initial=initial)
+        _, contact_id, created = rt.contacts.upsert(write, form=form_key, initial=initial)
         listening = rt.flows.listening(f"form_submitted#{form_key}")
         rt.enroll_queue.send({"type": "form_submitted", "form": form_key, "contact_id": contact_id})
         # Enrollment happens from the queue; say now where this trigger will change nothing.

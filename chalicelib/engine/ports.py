@@ -13,7 +13,15 @@ from typing import Any, Protocol
 from chalicelib.channels.outcome import SendOutcome
 from chalicelib.channels.tokens import LinkSigner
 from chalicelib.config import Settings
-from chalicelib.storage.repos import Claims, Contacts, Flows, Forms, Participants, Waits
+from chalicelib.storage.catalog import Catalog, FieldDefinitions
+from chalicelib.storage.contacts import Contacts
+from chalicelib.storage.crm import CrmObjects
+from chalicelib.storage.imports import Imports
+from chalicelib.storage.keys import ApiKeys
+from chalicelib.storage.models import SegmentModel, TemplateModel
+from chalicelib.storage.repos import Claims, Flows, Forms, Participants, Waits
+from chalicelib.storage.segment_index import SegmentIndex
+from chalicelib.storage.timeline import Timeline
 
 
 class EmailSender(Protocol):
@@ -53,10 +61,19 @@ class Runtime:
     claims: Claims
     waits: Waits
     forms: Forms
+    fields: FieldDefinitions
+    keys: ApiKeys
+    segments: Catalog[SegmentModel]
+    segment_index: SegmentIndex
+    templates: Catalog[TemplateModel]
+    timeline: Timeline
+    crm: CrmObjects
+    imports: Imports
     email: EmailSender
     sms: SmsSender
     webhooks: WebhookCaller
     machines: StateMachines
     tasks: TaskAnswers
     enroll_queue: Queue
+    imports_queue: Queue
     links: LinkSigner

@@ -22,7 +22,9 @@ from chalicelib.channels.outcome import SendOutcome
 from chalicelib.channels.sms import normalize_phone
 from chalicelib.channels.templates import TemplateError, html_to_text, render_html, render_text, track_links
 from chalicelib.contacts.conditions import evaluate, explain
+from chalicelib.contacts.input import InputError
 from chalicelib.contacts.model import Contact, Facts
+from chalicelib.engine.contacts import loose_write
 from chalicelib.engine.errors import ParticipantLeft, PermanentStepError, RetryableStepError
 from chalicelib.engine.ports import Runtime
 from chalicelib.flows.graph import resolve
@@ -238,6 +240,15 @@ class StepWorker:
 
     # --- one handler per step type ----------------------------------------------------------------
 
+    def _update_contact(self, step: UpdateContact, ctx: Ctx) -> None:
+        try:
+            write = loose_write(step.set, self._rt.fields.definitions(), phone_region=self._rt.settings.phone_region)
+        except InputError as exc:
+            raise PermanentStepError(f"cannot update the contact: {exc}") from None
+        write.add_tags = set(step.add_tags) or None
+        write.remove_tags = set(step.remove_tags) or None
+        self._rt.contacts.update(ctx.contact.contact_id, write)
+
     def _step(self, step: Step, ctx: Ctx) -> dict[str, Any] | None:
         match step:
             case SendEmail():
@@ -249,9 +260,7 @@ class StepWorker:
             case Webhook():
                 return self._webhook(step, ctx)
             case UpdateContact():
-                self._rt.contacts.apply(
-                    ctx.contact.contact_id, set_values=step.set, add_tags=step.add_tags, remove_tags=step.remove_tags
-                )
+                self._update_contact(step, ctx)
                 return self._advance(ctx, step.next, [entry(ctx.now, step.id, "updated", _describe_update(step))])
             case Branch():
                 return self._branch(step, ctx)

@@ -16,10 +16,15 @@ MAX_RECEIVES = 5
 class Queues:
     steps: str
     enrollments: str
+    imports: str
 
 
 def queue_names(tenant: str) -> dict[str, str]:
-    return {"steps": f"floe-{tenant}-steps", "enrollments": f"floe-{tenant}-enrollments"}
+    return {
+        "steps": f"floe-{tenant}-steps",
+        "enrollments": f"floe-{tenant}-enrollments",
+        "imports": f"floe-{tenant}-imports",
+    }
 
 
 def provision(
@@ -51,4 +56,4 @@ def provision(
         sns.create_topic(Name=f"floe-{tenant}-ses-events")
     domain = sender.rpartition("@")[2]
     sesv2.create_email_identity(EmailIdentity=domain)
-    return Queues(steps=urls["steps"], enrollments=urls["enrollments"])
+    return Queues(steps=urls["steps"], enrollments=urls["enrollments"], imports=urls["imports"])

@@ -10,15 +10,19 @@ from __future__ import annotations
 from typing import Any
 
 from pynamodb.attributes import (
+    BooleanAttribute,
     JSONAttribute,
     ListAttribute,
+    MapAttribute,
     NumberAttribute,
+    NumberSetAttribute,
+    TTLAttribute,
     UnicodeAttribute,
     UnicodeSetAttribute,
     UTCDateTimeAttribute,
 )
 from pynamodb.connection import Connection
-from pynamodb.indexes import AllProjection, GlobalSecondaryIndex
+from pynamodb.indexes import AllProjection, GlobalSecondaryIndex, KeysOnlyProjection
 from pynamodb.models import Model
 
 
@@ -30,35 +34,61 @@ class _Base(Model):
         billing_mode = "PAY_PER_REQUEST"
 
 
-class ContactByEmail(GlobalSecondaryIndex["ContactModel"]):
-    class Meta:
-        index_name = "by_email"
-        projection = AllProjection()
-
-    email = UnicodeAttribute(hash_key=True)
-
-
 class ContactModel(_Base):
+    """A contact. Its changes stream to the change worker (segment index, timeline, events)."""
+
     class Meta(_Base.Meta):
         suffix = "contacts"
+        stream_view_type = "NEW_AND_OLD_IMAGES"
 
     contact_id = UnicodeAttribute(hash_key=True)
     email = UnicodeAttribute(null=True)
+    external_id = UnicodeAttribute(null=True)
     phone = UnicodeAttribute(null=True)
     first_name = UnicodeAttribute(null=True)
     last_name = UnicodeAttribute(null=True)
     company = UnicodeAttribute(null=True)
     language = UnicodeAttribute(null=True)
     timezone = UnicodeAttribute(null=True)
+    category = UnicodeAttribute(null=True)
     owner_email = UnicodeAttribute(null=True)
-    fields = JSONAttribute(default=dict)
+    # A DynamoDB map, so one custom field can be set without reading the others.
+    fields = MapAttribute(default=dict)  # type: ignore[var-annotated]
     tags = UnicodeSetAttribute(default=set)
     lists = UnicodeSetAttribute(default=set)
     unsubscribed = UnicodeSetAttribute(default=set)
     forms_submitted = UnicodeSetAttribute(default=set)
+    # Proof of consent per channel: {"status", "source", "at"}.
+    consent_email = JSONAttribute(null=True)
+    consent_sms = JSONAttribute(null=True)
+    # The last form post, so each submission (not only the first per form) reaches the timeline.
+    last_submission = JSONAttribute(null=True)
     created_at = UTCDateTimeAttribute()
     updated_at = UTCDateTimeAttribute()
-    by_email = ContactByEmail()
+
+
+class ContactKeyModel(_Base):
+    """`email:<address>` or `ext:<external id>` → contact: unique, and read consistently (unlike an index)."""
+
+    class Meta(_Base.Meta):
+        suffix = "contact-keys"
+
+    key = UnicodeAttribute(hash_key=True)
+    contact_id = UnicodeAttribute()
+
+
+class SegmentIndexModel(_Base):
+    """One item per (indexed value, contact): `tag:vip`, `list:news`, `category:lead`, `field:language=nl`.
+
+    Written by the change worker from the contacts stream; a segment over an indexed condition is a
+    query on one partition, so its cost follows the segment's size, not the table's.
+    """
+
+    class Meta(_Base.Meta):
+        suffix = "segment-index"
+
+    entry = UnicodeAttribute(hash_key=True)
+    contact_id = UnicodeAttribute(range_key=True)
 
 
 class FlowByTrigger(GlobalSecondaryIndex["FlowModel"]):
@@ -97,11 +127,22 @@ class FlowVersionModel(_Base):
     published_at = UTCDateTimeAttribute()
 
 
+class ParticipantByContact(GlobalSecondaryIndex["ParticipantModel"]):
+    """Every flow entry of a contact (erasure, export)."""
+
+    class Meta:
+        index_name = "by_contact"
+        projection = KeysOnlyProjection()
+
+    contact_id = UnicodeAttribute(hash_key=True)
+
+
 class ParticipantModel(_Base):
     """One entry of a contact into a flow. `participant_id` is `<contact_id>.<entry>`."""
 
     class Meta(_Base.Meta):
         suffix = "participants"
+        stream_view_type = "NEW_AND_OLD_IMAGES"
 
     flow_id = UnicodeAttribute(hash_key=True)
     participant_id = UnicodeAttribute(range_key=True)
@@ -118,6 +159,7 @@ class ParticipantModel(_Base):
     last_message = JSONAttribute(null=True)
     engagement = UnicodeSetAttribute(default=set)
     trace = ListAttribute(default=list)  # type: ignore[var-annotated]
+    by_contact = ParticipantByContact()
 
 
 class ClaimModel(_Base):
@@ -157,14 +199,144 @@ class FormModel(_Base):
     created_at = UTCDateTimeAttribute()
 
 
+class TimelineModel(_Base):
+    """What happened to a contact, newest last in key order (`<iso time>#<event id>`)."""
+
+    class Meta(_Base.Meta):
+        suffix = "timeline"
+
+    contact_id = UnicodeAttribute(hash_key=True)
+    at_id = UnicodeAttribute(range_key=True)
+    kind = UnicodeAttribute()
+    summary = UnicodeAttribute()
+    detail = JSONAttribute(default=dict)
+
+
+class CrmObjectModel(_Base):
+    """An activity, sale or request of a contact. Its changes stream like contacts do."""
+
+    class Meta(_Base.Meta):
+        suffix = "crm"
+        stream_view_type = "NEW_AND_OLD_IMAGES"
+
+    contact_id = UnicodeAttribute(hash_key=True)
+    object_id = UnicodeAttribute(range_key=True)
+    kind = UnicodeAttribute()
+    data = JSONAttribute(default=dict)
+    created_at = UTCDateTimeAttribute()
+    updated_at = UTCDateTimeAttribute()
+
+
+class ImportModel(_Base):
+    """A bulk import: its counters grow as chunks are applied; `done_chunks` makes each count once."""
+
+    class Meta(_Base.Meta):
+        suffix = "imports"
+
+    import_id = UnicodeAttribute(hash_key=True)
+    status = UnicodeAttribute()
+    format = UnicodeAttribute()
+    rows_total = NumberAttribute(default=0)
+    rows_valid = NumberAttribute(default=0)
+    rows_done = NumberAttribute(default=0)
+    created = NumberAttribute(default=0)
+    updated = NumberAttribute(default=0)
+    failed = NumberAttribute(default=0)
+    chunks = NumberAttribute(default=0)
+    done_chunks = NumberSetAttribute(default=set)
+    errors = ListAttribute(default=list)  # type: ignore[var-annotated]
+    created_at = UTCDateTimeAttribute()
+    updated_at = UTCDateTimeAttribute()
+    expires = TTLAttribute(null=True)
+
+
+class SuppressionModel(_Base):
+    """A hashed address that must not be mailed again (kept after erasure; the address itself is gone)."""
+
+    class Meta(_Base.Meta):
+        suffix = "suppressions"
+
+    email_hash = UnicodeAttribute(hash_key=True)
+    reason = UnicodeAttribute()
+    at = UTCDateTimeAttribute()
+
+
+class _CatalogBase(_Base):
+    """Small marketer-owned documents sharing one table, listed by `kind`."""
+
+    class Meta(_Base.Meta):
+        abstract = True
+        suffix = "catalog"
+
+    kind = UnicodeAttribute(hash_key=True)
+    item_id = UnicodeAttribute(range_key=True)
+    created_at = UTCDateTimeAttribute()
+    updated_at = UTCDateTimeAttribute()
+
+
+class SegmentModel(_CatalogBase):
+    class Meta(_CatalogBase.Meta):
+        abstract = False
+
+    name = UnicodeAttribute()
+    condition = JSONAttribute()
+
+
+class FieldDefinitionModel(_CatalogBase):
+    """A typed custom field: text, number, date, boolean or choice (with its options)."""
+
+    class Meta(_CatalogBase.Meta):
+        abstract = False
+
+    label = UnicodeAttribute(null=True)
+    field_type = UnicodeAttribute()
+    options = ListAttribute(default=list)  # type: ignore[var-annotated]
+    indexed = BooleanAttribute(default=True)
+
+
+class TemplateModel(_CatalogBase):
+    """Reusable message content (email or SMS) that editors maintain apart from flows."""
+
+    class Meta(_CatalogBase.Meta):
+        abstract = False
+
+    name = UnicodeAttribute()
+    channel = UnicodeAttribute()
+    content = JSONAttribute()
+
+
+class ApiKeyModel(_Base):
+    """A marketer API key: only the SHA-256 of its secret is stored."""
+
+    class Meta(_Base.Meta):
+        suffix = "api-keys"
+
+    key_id = UnicodeAttribute(hash_key=True)
+    secret_hash = UnicodeAttribute()
+    role = UnicodeAttribute()
+    name = UnicodeAttribute()
+    created_at = UTCDateTimeAttribute()
+    revoked_at = UTCDateTimeAttribute(null=True)
+
+
 MODELS: tuple[type[_Base], ...] = (
     ContactModel,
+    ContactKeyModel,
+    SegmentIndexModel,
     FlowModel,
     FlowVersionModel,
     ParticipantModel,
     ClaimModel,
     ParkedWaitModel,
     FormModel,
+    TimelineModel,
+    CrmObjectModel,
+    ImportModel,
+    SuppressionModel,
+    SegmentModel,
+    FieldDefinitionModel,
+    TemplateModel,
+    ApiKeyModel,
 )
 
 
@@ -194,6 +366,10 @@ def create_tables() -> None:
     for model in MODELS:
         if not model.exists():
             model.create_table(wait=False)
+
+
+# The tables whose changes the change worker reads (DynamoDB streams in AWS, polled locally).
+STREAMED: tuple[type[_Base], ...] = (ContactModel, CrmObjectModel, ParticipantModel)
 
 
 def table_definitions() -> dict[str, dict[str, Any]]:

@@ -6,9 +6,7 @@ Conditional writes carry the invariants: one contact per new email address, one 
 
 from __future__ import annotations
 
-import datetime as dt
 import uuid
-from collections.abc import Callable, Iterable
 from typing import Any, TypedDict, Unpack
 
 from pynamodb.exceptions import DoesNotExist, PutError, TransactWriteError, UpdateError
@@ -27,8 +25,8 @@ from chalicelib.storage.models import (
     ParkedWaitModel,
     ParticipantModel,
 )
+from chalicelib.storage.time import Clock, utcnow
 
-Clock = Callable[[], dt.datetime]
 TERMINAL = frozenset({"completed", "exited", "failed"})
 
 
@@ -44,13 +42,6 @@ class Move(TypedDict, total=False):
     only_if_open: bool
 
 
-_CONTACT_NAMESPACE = uuid.UUID("6f1c8a52-4a5e-4c1e-9a44-0f10e5c0f10e")
-
-
-def utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
-
-
 def _conditional_failed(exc: PutError | UpdateError) -> bool:
     return exc.cause_response_code == "ConditionalCheckFailedException"
 
@@ -59,111 +50,11 @@ def to_contact(item: ContactModel) -> Contact:
     return Contact(
         contact_id=item.contact_id,
         **{name: getattr(item, name) for name in STANDARD_FIELDS},
-        fields=dict(item.fields or {}),
+        fields=item.fields.as_dict() if hasattr(item.fields, "as_dict") else dict(item.fields or {}),
         tags=frozenset(item.tags or ()),
         lists=frozenset(item.lists or ()),
         unsubscribed=frozenset(item.unsubscribed or ()),
     )
-
-
-class Contacts:
-    def __init__(self, clock: Clock = utcnow) -> None:
-        self._clock = clock
-
-    def get_item(self, contact_id: str) -> ContactModel | None:
-        try:
-            return ContactModel.get(contact_id, consistent_read=True)
-        except DoesNotExist:
-            return None
-
-    def find_by_email(self, email: str) -> ContactModel | None:
-        for item in ContactModel.by_email.query(email.casefold(), limit=1):
-            return item
-        return None
-
-    def upsert_by_email(
-        self, email: str, values: dict[str, Any], *, form: str | None = None, initial: dict[str, Any] | None = None
-    ) -> tuple[str, bool]:
-        """Create or update the contact with this address; returns (contact_id, created).
-
-        A new contact's id derives from its address, so two submissions racing to create the same
-        contact collide on one key and the loser updates instead.
-        """
-        email = email.casefold()
-        existing = self.find_by_email(email)
-        if existing is None:
-            now = self._clock()
-            contact_id = "ct_" + uuid.uuid5(_CONTACT_NAMESPACE, email).hex[:20]
-            item = ContactModel(contact_id=contact_id, email=email, created_at=now, updated_at=now)
-            self._assign(item, {**(initial or {}), **values})
-            if form:
-                item.forms_submitted = {form}
-            try:
-                item.save(condition=ContactModel.contact_id.does_not_exist())
-                return contact_id, True
-            except PutError as exc:
-                if not _conditional_failed(exc):
-                    raise
-            existing = ContactModel.get(contact_id, consistent_read=True)
-        self._update(existing, values, form)
-        return existing.contact_id, False
-
-    def _assign(self, item: ContactModel, values: dict[str, Any]) -> None:
-        fields = dict(item.fields or {})
-        for name, value in values.items():
-            if name in STANDARD_FIELDS and name != "email":
-                setattr(item, name, None if value in ("", None) else str(value))
-            elif name.startswith("fields."):
-                fields[name.removeprefix("fields.")] = value
-            elif name not in STANDARD_FIELDS:
-                fields[name] = value
-        item.fields = fields
-
-    def _update(self, item: ContactModel, values: dict[str, Any], form: str | None) -> None:
-        actions: list[Action] = [ContactModel.updated_at.set(self._clock())]
-        fields = dict(item.fields or {})
-        changed_fields = False
-        for name, value in values.items():
-            if name == "email":
-                continue
-            if name in STANDARD_FIELDS:
-                attr = getattr(ContactModel, name)
-                actions.append(attr.remove() if value in ("", None) else attr.set(str(value)))
-            else:
-                fields[name.removeprefix("fields.")] = value
-                changed_fields = True
-        if changed_fields:
-            actions.append(ContactModel.fields.set(fields))
-        if form:
-            actions.append(ContactModel.forms_submitted.add({form}))
-        item.update(actions=actions)
-
-    def apply(
-        self, contact_id: str, *, set_values: dict[str, Any], add_tags: Iterable[str], remove_tags: Iterable[str]
-    ) -> None:
-        item = ContactModel.get(contact_id, consistent_read=True)
-        actions: list[Action] = [ContactModel.updated_at.set(self._clock())]
-        fields = dict(item.fields or {})
-        for name, value in set_values.items():
-            if name in STANDARD_FIELDS and name != "email":
-                attr = getattr(ContactModel, name)
-                actions.append(attr.remove() if value in ("", None) else attr.set(str(value)))
-            else:
-                fields[name.removeprefix("fields.")] = value
-        if fields != (item.fields or {}):
-            actions.append(ContactModel.fields.set(fields))
-        if add := set(add_tags):
-            actions.append(ContactModel.tags.add(add))
-        if remove := set(remove_tags):
-            actions.append(ContactModel.tags.delete(remove))
-        item.update(actions=actions)
-
-    def unsubscribe(self, contact_id: str, channel: str) -> bool:
-        item = self.get_item(contact_id)
-        if item is None:
-            return False
-        item.update(actions=[ContactModel.unsubscribed.add({channel}), ContactModel.updated_at.set(self._clock())])
-        return True
 
 
 class Flows:

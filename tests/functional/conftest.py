@@ -15,6 +15,7 @@ from typing import Any
 
 import boto3
 import pytest
+from botocore.config import Config
 from chalice.test import Client
 from moto import mock_aws
 from moto.core import DEFAULT_ACCOUNT_ID
@@ -23,8 +24,12 @@ from moto.sns.models import sns_backends
 
 from chalicelib import bootstrap, handlers
 from chalicelib.config import settings
+from chalicelib.local.gateway import shape_test_client
 from chalicelib.local.provision import Queues, provision
 from chalicelib.local.pumps import drain
+from chalicelib.local.streams import StreamPump
+from chalicelib.storage.keys import ApiKeys
+from chalicelib.storage.models import STREAMED
 from tests.conftest import fake_aws_env
 
 REGION = "eu-west-1"
@@ -38,6 +43,9 @@ class Stack:
     sfn: Any
     steps_url: str
     enroll_url: str
+    imports_url: str
+    admin_key: str
+    changes: StreamPump
     handled: list[str] = field(default_factory=list)
 
     def http(
@@ -49,13 +57,35 @@ class Stack:
         raw: str | None = None,
         content_type: str = "application/json",
         headers: dict[str, str] | None = None,
+        key: str | None = "admin",
     ) -> Any:
+        """A request as the admin (`key="admin"`), with another key, or with none (`key=None`)."""
         data = raw if raw is not None else (json.dumps(body) if body is not None else None)
         sent = {"Content-Type": content_type, **(headers or {})}
+        if key is not None:
+            sent.setdefault("Authorization", f"Bearer {self.admin_key if key == 'admin' else key}")
         return getattr(self.client.http, method.lower())(path, body=data, headers=sent)
 
+    def key(self, role: str, name: str = "test") -> str:
+        """A new API key with this role."""
+        got = self.http("POST", "/keys", {"name": name, "role": role})
+        assert got.status_code == 201, got.body
+        return str(got.json_body["key"])
+
     def pump(self) -> int:
-        return drain(self.sqs, self.enroll_url, handlers.enrollments) + drain(self.sqs, self.steps_url, handlers.steps)
+        """One round of every event source: queues, then the change streams."""
+        return (
+            drain(self.sqs, self.enroll_url, handlers.enrollments)
+            + drain(self.sqs, self.steps_url, handlers.steps)
+            + drain(self.sqs, self.imports_url, handlers.imports)
+            + self.changes.drain()
+        )
+
+    def settle(self, timeout: float = 20.0) -> None:
+        """Pump until every queue and stream is quiet (imports applied, index and timeline written)."""
+        deadline = time.monotonic() + timeout
+        while self.pump():
+            assert time.monotonic() < deadline, "the stack did not settle in time"
 
     def run_until(self, done: Callable[[], bool], timeout: float = 20.0) -> None:
         deadline = time.monotonic() + timeout
@@ -108,6 +138,18 @@ def links(html: str, kind: str) -> list[str]:
     return re.findall(rf"https?://[^/\"]+(/t/{kind}/[A-Za-z0-9_\-.]+)", html)
 
 
+def change_pump(region: str, endpoint: str | None = None) -> StreamPump:
+    """The pump that feeds the change worker from the streamed tables."""
+    kwargs = {"region_name": region, **({"endpoint_url": endpoint} if endpoint else {})}
+    return StreamPump(
+        boto3.client("dynamodb", **kwargs),
+        # Account-based stream endpoints (`<account>.streams-ddb…`) are unknown to moto's in-process mock.
+        boto3.client("dynamodbstreams", config=Config(account_id_endpoint_mode="disabled"), **kwargs),
+        [m.Meta.table_name for m in STREAMED],
+        handlers.changes,
+    )
+
+
 def provision_stack() -> tuple[Any, Any, Queues]:
     """Inside `mock_aws`: the SQS and Step Functions clients, and the stack's queues, tables and sender."""
     sqs = boto3.client("sqs", region_name=REGION)
@@ -146,11 +188,15 @@ def stack(monkeypatch: pytest.MonkeyPatch) -> Iterator[Stack]:
         sqs, sfn, queues = provision_stack()
         monkeypatch.setenv("FLOE_STEPS_QUEUE_URL", queues.steps)
         monkeypatch.setenv("FLOE_ENROLL_QUEUE_URL", queues.enrollments)
+        monkeypatch.setenv("FLOE_IMPORTS_QUEUE_URL", queues.imports)
         _clear_caches()
         from app import app
 
-        with Client(app) as client:
-            stack = Stack(client, sqs, sfn, queues.steps, queues.enrollments)
+        _, admin_key = ApiKeys().create("test admin", "admin")
+        with shape_test_client(Client(app)) as client:
+            stack = Stack(
+                client, sqs, sfn, queues.steps, queues.enrollments, queues.imports, admin_key, change_pump(REGION)
+            )
             try:
                 yield stack
             finally:
@@ -165,3 +211,5 @@ def _clear_caches() -> None:
     bootstrap.runtime.cache_clear()
     handlers._step_worker.cache_clear()
     handlers._enrollment_worker.cache_clear()
+    handlers._change_worker.cache_clear()
+    handlers._import_worker.cache_clear()

@@ -1,0 +1,25 @@
+"""API Gateway's own answers (no such route, no or a wrong key) in the error shape of every other answer.
+
+In AWS, `infra/resources.json` declares these as gateway responses; the local stack and the tests
+wrap Chalice's local gateway with the same table (`local.gateway`), so clients see one shape.
+"""
+
+from __future__ import annotations
+
+import json
+
+# gateway response type → (status, code, message)
+GATEWAY_RESPONSES: dict[str, tuple[int, str, str]] = {
+    "UNAUTHORIZED": (401, "unauthorized", "this route needs a valid API key: `Authorization: Bearer <key>`"),
+    "ACCESS_DENIED": (403, "forbidden", "this API key may not do this"),
+    "MISSING_AUTHENTICATION_TOKEN": (404, "not_found", "there is no such route"),
+    # An unknown route called with an Authorization header (we do not use IAM signatures).
+    "INVALID_SIGNATURE": (404, "not_found", "there is no such route"),
+    "DEFAULT_4XX": (400, "bad_request", "the request was not accepted"),
+    "DEFAULT_5XX": (500, "internal_error", "something went wrong on our side"),
+}
+
+
+def body(response_type: str) -> str:
+    _, code, message = GATEWAY_RESPONSES[response_type]
+    return json.dumps({"error": {"code": code, "message": message, "details": []}})
