@@ -25,7 +25,7 @@ run: $(STAMP_LOCAL)
 test: $(STAMP_DEV)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n auto
 
 lint: $(STAMP_DEV)
 	$(VENV)/bin/ruff check .

@@ -2,19 +2,24 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, get_args
 
 from chalice import Blueprint, Response
 
 from chalicelib.api.authorizer import api_key
-from chalicelib.api.http import json_body, json_object
-from chalicelib.api.registry import operation
+from chalicelib.api.http import json_body, json_object, page_params, paged, query
+from chalicelib.api.registry import Param, operation
+from chalicelib.api.schemas import ParticipantStatus
 from chalicelib.bootstrap import runtime
-from chalicelib.engine.errors import NotFound, Unprocessable
+from chalicelib.engine.errors import BadRequest, NotFound, Unprocessable
 
 bp = Blueprint(__name__)
 
 MAX_ENROLLMENTS = 100
+PAGE = (
+    Param("cursor", "Where the previous page ended (`next_cursor`)."),
+    Param("limit", "Items per page, 1-200 (default 50).", {"type": "integer", "minimum": 1, "maximum": 200}),
+)
 
 
 def _lifecycle() -> Any:
@@ -43,7 +48,10 @@ def participant_view(p: Any, *, trace: bool = False) -> dict[str, Any]:
     return out
 
 
-@operation(bp, "GET", "/schema/flow", summary="The JSON Schema of a flow document", permission=None, tag="flows")
+@operation(
+    bp, "GET", "/schema/flow", summary="The JSON Schema of a flow document", permission=None, tag="flows",
+    response="JsonSchema",
+)  # fmt: skip
 def flow_schema() -> dict[str, Any]:
     from chalicelib.flows.model import Flow
 
@@ -67,11 +75,14 @@ def create_flow() -> Response:
     tag="flows",
     authorizer=api_key,
     response="FlowList",
+    query=PAGE,
 )
 def list_flows() -> dict[str, Any]:
     from chalicelib.engine.lifecycle import view
 
-    return {"flows": [view(f) for f in runtime().flows.all()]}
+    cursor, limit = page_params(bp.current_request)
+    page = runtime().flows.page(cursor=cursor, limit=limit)
+    return paged([view(f) for f in page.items], page.cursor, "flows")
 
 
 @operation(
@@ -92,30 +103,33 @@ def get_flow(flow_id: str) -> dict[str, Any]:
 
 @operation(
     bp, "PUT", "/flows/{flow_id}", summary="Save a flow's draft", permission="flows.edit", tag="flows",
-    authorizer=api_key, request="FlowDocument", response="Flow",
+    authorizer=api_key, request="FlowDocument", response="Flow", errors=((409, "the flow has ended"),),
 )  # fmt: skip
 def update_flow(flow_id: str) -> dict[str, Any]:
     return _lifecycle().update(flow_id, json_body(bp.current_request))
 
 
-def _run(summary: str, action: str, response: str = "Flow") -> Any:
+def _run(summary: str, action: str, conflict: str = "") -> Any:
     return operation(
         bp, "POST", f"/flows/{{flow_id}}/{action}", summary=summary, permission="flows.run", tag="flows",
-        authorizer=api_key, response=response,
+        authorizer=api_key, response="Flow", errors=((409, conflict),) if conflict else (),
     )  # fmt: skip
 
 
-@_run("Activate a flow: publish its draft as a new version", "activate")
+ACTIVATE_CONFLICT = "the flow has ended, or its trigger's form does not exist"
+
+
+@_run("Activate a flow: publish its draft as a new version", "activate", ACTIVATE_CONFLICT)
 def activate(flow_id: str) -> Any:
     return _lifecycle().activate(flow_id)
 
 
-@_run("Resume a paused flow (publishing its draft if it changed)", "resume")
+@_run("Resume a paused flow (publishing its draft if it changed)", "resume", ACTIVATE_CONFLICT)
 def resume(flow_id: str) -> Any:
     return _lifecycle().activate(flow_id)
 
 
-@_run("Pause a flow: no new participants enter", "pause")
+@_run("Pause a flow: no new participants enter", "pause", "the flow is not active")
 def pause(flow_id: str) -> Any:
     return _lifecycle().pause(flow_id)
 
@@ -135,14 +149,17 @@ def versions(flow_id: str) -> dict[str, Any]:
 
 @operation(
     bp, "GET", "/flows/{flow_id}/participants", summary="List a flow's participants", permission="flows.view",
-    tag="flows", authorizer=api_key, response="ParticipantList",
+    tag="flows", authorizer=api_key, response="ParticipantList", errors=((404, "no flow with this id"),),
+    query=(*PAGE, Param("status", "Only participants with this status.", {"enum": list(get_args(ParticipantStatus))})),
 )  # fmt: skip
 def participants(flow_id: str) -> dict[str, Any]:
     _lifecycle().get(flow_id)
-    params = dict(bp.current_request.query_params or {})
-    status = params.get("status")
-    items = runtime().participants.of_flow(flow_id, status=status, limit=int(params.get("limit", "100") or 100))
-    return {"participants": [participant_view(p) for p in items]}
+    cursor, limit = page_params(bp.current_request)
+    status = query(bp.current_request).get("status")
+    if status is not None and status not in get_args(ParticipantStatus):
+        raise BadRequest("invalid_status", f"`status` is one of {list(get_args(ParticipantStatus))}")
+    page = runtime().participants.page_of_flow(flow_id, status=status, cursor=cursor, limit=limit)
+    return paged([participant_view(p) for p in page.items], page.cursor, "participants")
 
 
 @operation(
@@ -166,6 +183,9 @@ def enroll(flow_id: str) -> Response:
     rt = runtime()
     _lifecycle().get(flow_id)
     body = json_object(bp.current_request)
+    if unknown := sorted(set(body) - {"contact_ids", "emails"}):
+        problems = [{"path": f"/{k}", "code": "unknown_field", "message": "not an enrollment field"} for k in unknown]
+        raise Unprocessable("unknown_field", "the enrollment request has unknown fields", problems)
     contact_ids = body.get("contact_ids", [])
     emails = body.get("emails", [])
     if not isinstance(contact_ids, list) or not isinstance(emails, list) or not (contact_ids or emails):

@@ -77,6 +77,8 @@ def json_body(request: Request) -> Any:
         return json.loads(raw)
     except (ValueError, UnicodeDecodeError) as exc:
         raise BadRequest("malformed_json", f"the body is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise BadRequest("malformed_json", "the body nests too deeply") from None
 
 
 def json_object(request: Request) -> dict[str, Any]:

@@ -10,10 +10,13 @@ from typing import Any
 from chalice import Blueprint, Response
 
 from chalicelib.api.authorizer import api_key
-from chalicelib.api.http import form_body, json_object
-from chalicelib.api.registry import operation
+from chalicelib.api.http import form_body, json_object, page_params, paged
+from chalicelib.api.registry import Param, operation
+from chalicelib.api.schemas import FormChange, FormRequest
 from chalicelib.bootstrap import runtime
-from chalicelib.engine.errors import Conflict, NotFound, Unprocessable
+from chalicelib.contacts.input import InputError, normalise_email, parse_model
+from chalicelib.engine.contacts import invalid
+from chalicelib.engine.errors import Conflict, NotFound
 
 bp = Blueprint(__name__)
 
@@ -26,43 +29,105 @@ def health() -> dict[str, str]:
     return {"status": "ok"}
 
 
+def form_view(item: Any) -> dict[str, Any]:
+    return {
+        "key": item.form_key,
+        "name": item.name,
+        "owner_email": item.owner_email,
+        "submit_url": f"/forms/{item.form_key}/submissions",
+    }
+
+
+def _form_input(model: type[FormRequest] | type[FormChange], body: dict[str, Any]) -> Any:
+    """The checked form body, with every problem at once; the owner's address normalised like a contact's."""
+    problems = []
+    try:
+        parsed = parse_model(model, body)
+    except InputError as exc:
+        problems.extend(exc.problems)
+    owner = body.get("owner_email")
+    if isinstance(owner, str):
+        try:
+            owner = normalise_email(owner, "/owner_email")
+        except InputError as exc:
+            problems.extend(exc.problems)
+    if problems:
+        raise invalid(InputError(problems), "form")
+    parsed.owner_email = owner
+    return parsed
+
+
+FORM_NOT_FOUND = ((404, "no form with this key"),)
+
+
 @operation(
     bp, "POST", "/forms", summary="Create a form", permission="content.edit", tag="content", authorizer=api_key,
     request="FormRequest", response="Form", status=201, errors=((409, "a form with this key exists"),),
 )  # fmt: skip
 def create_form() -> Response:
-    body = json_object(bp.current_request)
-    key, name = body.get("key"), body.get("name") or body.get("key")
-    if not isinstance(key, str) or not key.replace("-", "").replace("_", "").isalnum() or len(key) > 64:
-        raise Unprocessable("invalid_key", "`key` is 1-64 letters, digits, '-' or '_'")
-    owner = body.get("owner_email")
-    if owner is not None:
-        from email_validator import EmailNotValidError, validate_email
-
-        try:
-            owner = validate_email(str(owner), check_deliverability=False).normalized
-        except EmailNotValidError as exc:
-            raise Unprocessable("invalid_owner_email", f"`owner_email` is not a valid address: {exc}") from None
-    item = runtime().forms.create(key, str(name), owner)
+    form = _form_input(FormRequest, json_object(bp.current_request))
+    item = runtime().forms.create(form.key, form.name or form.key, form.owner_email)
     if item is None:
-        raise Conflict("form_exists", f"a form {key!r} exists already")
-    return Response(
-        body={
-            "key": item.form_key,
-            "name": item.name,
-            "owner_email": item.owner_email,
-            "submit_url": f"/forms/{key}/submissions",
-        },
-        status_code=201,
-    )
+        raise Conflict("form_exists", f"a form {form.key!r} exists already")
+    return Response(body=form_view(item), status_code=201)
 
 
 @operation(
     bp, "GET", "/forms", summary="List forms", permission="flows.view", tag="content", authorizer=api_key,
     response="FormList",
+    query=(
+        Param("cursor", "Where the previous page ended (`next_cursor`)."),
+        Param("limit", "Forms per page, 1-200 (default 50).", {"type": "integer", "minimum": 1, "maximum": 200}),
+    ),
 )  # fmt: skip
 def list_forms() -> dict[str, Any]:
-    return {"forms": [{"key": f.form_key, "name": f.name} for f in runtime().forms.all()]}
+    cursor, limit = page_params(bp.current_request)
+    page = runtime().forms.page(cursor=cursor, limit=limit)
+    return paged([form_view(f) for f in page.items], page.cursor, "forms")
+
+
+@operation(
+    bp, "GET", "/forms/{form_key}", summary="Read a form", permission="flows.view", tag="content",
+    authorizer=api_key, response="Form", errors=FORM_NOT_FOUND,
+)  # fmt: skip
+def get_form(form_key: str) -> dict[str, Any]:
+    item = runtime().forms.get(form_key)
+    if item is None:
+        raise NotFound("form_not_found", f"no form {form_key!r}")
+    return form_view(item)
+
+
+@operation(
+    bp, "PUT", "/forms/{form_key}", summary="Change a form's name and owner", permission="content.edit",
+    tag="content", authorizer=api_key, request="FormChange", response="Form", errors=FORM_NOT_FOUND,
+)  # fmt: skip
+def update_form(form_key: str) -> dict[str, Any]:
+    change = _form_input(FormChange, json_object(bp.current_request))
+    item = runtime().forms.update(form_key, change.name, change.owner_email)
+    if item is None:
+        raise NotFound("form_not_found", f"no form {form_key!r}")
+    return form_view(item)
+
+
+@operation(
+    bp, "DELETE", "/forms/{form_key}", summary="Delete a form", permission="content.delete", tag="content",
+    authorizer=api_key, status=204, errors=(*FORM_NOT_FOUND, (409, "an active flow is triggered by this form")),
+)  # fmt: skip
+def delete_form(form_key: str) -> Response:
+    rt = runtime()
+    if rt.forms.get(form_key) is None:
+        raise NotFound("form_not_found", f"no form {form_key!r}")
+    # Deleting it would silently stop the flows it triggers; they must be paused or ended first.
+    listening = [f.flow_id for f in rt.flows.listening(f"form_submitted#{form_key}")]
+    if listening:
+        raise Conflict(
+            "form_in_use",
+            f"active flows are triggered by form {form_key!r}; pause or end them first",
+            [{"flow_id": flow_id} for flow_id in listening],
+        )
+    if not rt.forms.delete(form_key):
+        raise NotFound("form_not_found", f"no form {form_key!r}")
+    return Response(body="", status_code=204)
 
 
 @operation(

@@ -31,6 +31,8 @@ _LANGUAGE = re.compile(r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*$")
 _NAME = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 _LABEL = re.compile(r"^[^\x00-\x1f]{1,128}$")
 MAX_TEXT = 2048
+MAX_NUMBER = 1e38
+MIN_NUMBER = 1e-130
 
 
 @dataclass(frozen=True)
@@ -143,16 +145,41 @@ def parse_model(model: type[BaseModel], body: Any) -> Any:
     try:
         return model.model_validate(body)
     except ValidationError as exc:
-        raise InputError(
-            [
-                Problem("/" + "/".join(str(x) for x in e["loc"]), _code(e["type"]), e["msg"])
-                for e in exc.errors(include_url=False)
-            ]
-        ) from None
+        raise InputError(_problems(exc)) from None
+
+
+def _parse_partly(model: type[BaseModel], body: Any) -> tuple[Any, list[Problem]]:
+    """The model of the parts of `body` that are well-formed, and the problems of the others.
+
+    A body with a misspelt key and a bad address gets both reported, not only the first.
+    """
+    try:
+        return model.model_validate(body), []
+    except ValidationError as exc:
+        errors = exc.errors(include_url=False)
+        problems = _problems(exc)
+    if not isinstance(body, dict) or any(not e["loc"] for e in errors):
+        raise InputError(problems)
+    bad = {e["loc"][0] for e in errors}
+    try:
+        return model.model_validate({k: v for k, v in body.items() if k not in bad}), problems
+    except ValidationError:
+        raise InputError(problems) from None
+
+
+def _problems(exc: ValidationError) -> list[Problem]:
+    return [
+        Problem("".join(f"/{x}" for x in e["loc"]), _code(e["type"]), _message(e["type"], e["msg"]))
+        for e in exc.errors(include_url=False)
+    ]
 
 
 def _code(pydantic_type: str) -> str:
     return {"extra_forbidden": "unknown_field", "missing": "required"}.get(pydantic_type, "invalid")
+
+
+def _message(pydantic_type: str, message: str) -> str:
+    return "not a field of this body" if pydantic_type == "extra_forbidden" else message
 
 
 def normalise_email(raw: str, path: str = "/email") -> str:
@@ -207,14 +234,20 @@ def coerce_field(defn: FieldDefinition, value: Any, path: str) -> Any:
                 raise bad("give a number")
             if number != number or number in (float("inf"), float("-inf")):
                 raise bad("give a finite number")
+            if not (number == 0 or MIN_NUMBER <= abs(number) < MAX_NUMBER):
+                # Beyond what a DynamoDB number holds (38 digits, exponents down to -130).
+                raise bad(f"give a number of at most 38 digits, 0 or between {MIN_NUMBER} and {MAX_NUMBER:.0e}")
             return int(number) if float(number).is_integer() and abs(number) < 2**53 else number
         case "date":
             if not isinstance(value, str):
                 raise bad("give a date as YYYY-MM-DD")
+            text = value.strip()
             try:
-                return dt.date.fromisoformat(value.strip()[:10]).isoformat()
+                # A date, or a moment of which the date is kept (as spreadsheets and CRMs export them).
+                day = dt.date.fromisoformat(text) if len(text) <= 10 else dt.datetime.fromisoformat(text).date()
             except ValueError:
                 raise bad("give a date as YYYY-MM-DD") from None
+            return day.isoformat()
         case "boolean":
             if isinstance(value, bool):
                 return value
@@ -259,9 +292,9 @@ def check_contact(
     partial: bool = False,
 ) -> ContactWrite:
     """Validate and normalise a contact body; every problem is reported, nothing is half-applied."""
-    model: ContactIn = parse_model(ContactPatch if partial else ContactIn, body)
+    model: ContactIn
+    model, problems = _parse_partly(ContactPatch if partial else ContactIn, body)
     given = model.model_fields_set
-    problems: list[Problem] = []
     values: dict[str, Any] = {}
 
     def attempt(path: str, fn: Any, *args: Any) -> Any:
@@ -284,7 +317,7 @@ def check_contact(
             attempt("/owner_email", normalise_email, model.owner_email, "/owner_email") if model.owner_email else None
         )
     if "external_id" in given:
-        values["external_id"] = model.external_id.strip() if model.external_id else None
+        values["external_id"] = (model.external_id or "").strip() or None
     if "phone" in given:
         values["phone"] = attempt("/phone", normalise_phone, model.phone, phone_region) if model.phone else None
     if "language" in given:
@@ -327,8 +360,7 @@ def check_contact(
             consent = getattr(model.consent, channel)
             if consent is not None:
                 at = consent.at or now
-                if at.tzinfo is None:
-                    at = at.replace(tzinfo=dt.UTC)
+                at = at.replace(tzinfo=dt.UTC) if at.tzinfo is None else at.astimezone(dt.UTC)
                 write.consent[channel] = {"status": consent.status, "source": consent.source, "at": at.isoformat()}
     if not partial and not (values.get("email") or values.get("external_id")) and not problems:
         problems.append(Problem("", "identifier_required", "a contact needs an `email` or an `external_id`"))

@@ -85,10 +85,10 @@ class ContactService:
     def upsert(self, body: Any) -> tuple[dict[str, Any], bool]:
         write = self.check(body)
         try:
-            item, contact_id, created = self._rt.contacts.upsert(write)
+            item, _, created = self._rt.contacts.upsert(write)
         except DuplicateContact as exc:
             raise duplicate(exc) from None
-        return contact_view(item or self.get(contact_id)), created
+        return contact_view(item), created
 
     def patch(self, contact_id: str, body: Any) -> dict[str, Any]:
         write = self.check(body, partial=True)
@@ -96,6 +96,8 @@ class ContactService:
             item = self._rt.contacts.update(contact_id, write)
         except DuplicateContact as exc:
             raise duplicate(exc) from None
+        except InputError as exc:
+            raise invalid(exc) from None
         if item is None:
             raise NotFound("contact_not_found", f"no contact {contact_id!r}")
         return contact_view(item)

@@ -1,9 +1,12 @@
 """`make run`: the whole Floe stack on this machine, with no AWS account.
 
-moto's server runs in-process with Step Functions execution switched on; the same tables and queues
-as a deployment are created in it; the Chalice app serves on 127.0.0.1:8000; threads do what Lambda's
-event-source mappings do in AWS; sent mail lands in `local-data/outbox/*.eml`, SMS in
-`local-data/sms.log`. Flow time is compressed by FLOE_TIME_SCALE (default: a day in about 4 s).
+moto's server runs in-process with Step Functions execution switched on; the same tables, streams and
+queues as a deployment are created in it; the Chalice app serves on 127.0.0.1:8000 behind the same
+API key authorizer and gateway answers as in AWS; threads do what Lambda's event-source mappings do
+in AWS (the enrollment, steps and imports queues, and the change streams); sent mail lands in
+`local-data/outbox/*.eml`, SMS in `local-data/sms.log`. A development admin API key is created at
+start, printed, and written to `local-data/admin-key`. Flow time is compressed by FLOE_TIME_SCALE
+(default: a day in about 4 s).
 """
 
 from __future__ import annotations
@@ -16,10 +19,19 @@ import threading
 import time
 import urllib.request
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from chalice import Chalice
+    from chalice.config import Config
+    from chalice.local import LocalDevServer
+
+    from chalicelib.storage.keys import ApiKeys
 
 HOST = "127.0.0.1"
 DAY_IN_FOUR_SECONDS = 4 / 86400
+# The development admin key is written here, in the local data folder, for scripts and the README's curl examples.
+ADMIN_KEY_FILE = "admin-key"
 
 
 def _free_port() -> int:
@@ -65,6 +77,30 @@ def _loop(name: str, work: Any, stop: threading.Event, idle: float) -> threading
     return thread
 
 
+def _admin_key(keys: ApiKeys, data: Path) -> str:
+    """A development admin key: moto keeps nothing between runs, so every start makes a new one."""
+    _, secret = keys.create("local admin", "admin")
+    data.mkdir(parents=True, exist_ok=True)
+    path = data / ADMIN_KEY_FILE
+    path.unlink(missing_ok=True)
+    # Only this user may read it: the key manages every other key.
+    path.touch(mode=0o600)
+    path.write_text(secret + "\n")
+    return str(secret)
+
+
+def _server(app: Chalice, config: Config, port: int) -> LocalDevServer:
+    """Chalice's local server with our gateway: no key or a wrong one is our 401, an unknown route our 404."""
+    from chalice.local import CustomLocalChalice, LocalChalice, LocalDevServer
+
+    from chalicelib.local.gateway import RequestHandler
+
+    # What `chalice.local.create_local_server` does: the current request is per thread in the threaded server.
+    CustomLocalChalice.__bases__ = (LocalChalice, app.__class__)
+    app.__class__ = CustomLocalChalice
+    return LocalDevServer(app, config, HOST, port, handler_cls=RequestHandler)
+
+
 def main() -> None:
     api_port = int(os.environ.get("FLOE_PORT", "8000"))
     moto_port = int(os.environ.get("FLOE_MOTO_PORT", "0")) or _free_port()
@@ -106,30 +142,51 @@ def main() -> None:
     )
     os.environ["FLOE_STEPS_QUEUE_URL"] = queues.steps
     os.environ["FLOE_ENROLL_QUEUE_URL"] = queues.enrollments
+    os.environ["FLOE_IMPORTS_QUEUE_URL"] = queues.imports
 
     from chalice.config import Config
-    from chalice.local import create_local_server
 
     from app import app
     from chalicelib import handlers
+    from chalicelib.local.streams import StreamPump
+    from chalicelib.storage.keys import ApiKeys
+    from chalicelib.storage.models import STREAMED
 
+    admin_key = _admin_key(ApiKeys(), data)
+    # moto's server is the endpoint of every client here, so the streams client never resolves an
+    # account-based endpoint (`<account>.ddb…`) that moto would not answer.
+    changes = StreamPump(
+        boto3.client("dynamodb", region_name=region, endpoint_url=endpoint),
+        boto3.client("dynamodbstreams", region_name=region, endpoint_url=endpoint),
+        [model.Meta.table_name for model in STREAMED],
+        handlers.changes,
+    )
     outbox = Outbox(data, region)
     stop = threading.Event()
     _loop("enrollments", lambda: drain(sqs, queues.enrollments, handlers.enrollments, wait_seconds=1), stop, 0.05)
     _loop("steps", lambda: drain(sqs, queues.steps, handlers.steps, wait_seconds=1), stop, 0.05)
+    # One message per invocation, as `import_worker` is subscribed in app.py.
+    _loop("imports", lambda: drain(sqs, queues.imports, handlers.imports, wait_seconds=1, batch_size=1), stop, 0.05)
+    _loop("changes", changes.drain, stop, 0.1)
     _loop("outbox", outbox.collect, stop, 0.5)
 
-    server = create_local_server(app, Config.create(app_name="floe"), HOST, api_port)
+    server = _server(app, Config.create(app_name="floe"), api_port)
     scale = float(os.environ["FLOE_TIME_SCALE"])
+    base = f"http://{HOST}:{api_port}"
     print(
         f"""
 Floe is running locally (no AWS account involved).
 
-  API              http://{HOST}:{api_port}      (try: curl http://{HOST}:{api_port}/health)
+  API              {base}      (try: curl {base}/health)
+  admin API key    {admin_key}
+                   (also in {data / ADMIN_KEY_FILE}; a new one at every start)
   moto (AWS fake)  {endpoint}
   outbox           {outbox.emails}/*.eml
   SMS log          {outbox.sms_log}
   time scale       {scale:g} (one day of flow time lasts {86400 * scale:.1f} s)
+
+Marketer routes need the key:
+  curl -H 'Authorization: Bearer {admin_key}' {base}/flows
 
 Stop with Ctrl-C.
 """,

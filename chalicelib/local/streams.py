@@ -25,8 +25,10 @@ class StreamPump:
         self._handler = handler
         self._batch = batch_size
         self._arns: dict[str, str] = {}
-        # shard id → next iterator (None once a closed shard is read to its end)
-        self._iterators: dict[tuple[str, str], str | None] = {}
+        # (stream, shard) → the sequence number of the last record handled. A fresh iterator is taken
+        # from it on every read: iterators expire (after 15 minutes in AWS), and moto's go stale when a
+        # transaction rewrites its tables.
+        self._done: dict[tuple[str, str], str] = {}
 
     def _stream_arn(self, table: str) -> str:
         if table not in self._arns:
@@ -38,31 +40,32 @@ class StreamPump:
         for table in self._tables:
             arn = self._stream_arn(table)
             for shard in self._streams.describe_stream(StreamArn=arn)["StreamDescription"]["Shards"]:
-                key = (arn, shard["ShardId"])
-                if key not in self._iterators:
-                    self._iterators[key] = self._streams.get_shard_iterator(
-                        StreamArn=arn, ShardId=shard["ShardId"], ShardIteratorType="TRIM_HORIZON"
-                    )["ShardIterator"]
-                handled += self._read(arn, key)
+                handled += self._read(arn, shard["ShardId"])
         return handled
 
-    def _read(self, arn: str, key: tuple[str, str]) -> int:
-        iterator = self._iterators[key]
-        if iterator is None:
-            return 0
-        got = self._streams.get_records(ShardIterator=iterator, Limit=self._batch)
+    def _iterator(self, arn: str, shard: str) -> str:
+        last = self._done.get((arn, shard))
+        where = {"ShardIteratorType": "AFTER_SEQUENCE_NUMBER", "SequenceNumber": last} if last else {}
+        return str(
+            self._streams.get_shard_iterator(
+                StreamArn=arn, ShardId=shard, **(where or {"ShardIteratorType": "TRIM_HORIZON"})
+            )["ShardIterator"]
+        )
+
+    def _read(self, arn: str, shard: str) -> int:
+        got = self._streams.get_records(ShardIterator=self._iterator(arn, shard), Limit=self._batch)
         records = got.get("Records", [])
-        self._iterators[key] = got.get("NextShardIterator")
         if not records:
             return 0
         event = {"Records": [{**r, "eventSourceARN": arn} for r in records]}
         result = self._handler(_jsonable(event), LambdaContext()) or {}
-        failures = [f["itemIdentifier"] for f in result.get("batchItemFailures", [])]
-        if failures:
-            # Lambda checkpoints before the first failed record and delivers it again.
-            self._iterators[key] = self._streams.get_shard_iterator(
-                StreamArn=arn, ShardId=key[1], ShardIteratorType="AT_SEQUENCE_NUMBER", SequenceNumber=failures[0]
-            )["ShardIterator"]
+        failures = {f["itemIdentifier"] for f in result.get("batchItemFailures", [])}
+        # Lambda checkpoints before the first failed record and delivers it (and what follows) again.
+        for record in records:
+            sequence = record["dynamodb"]["SequenceNumber"]
+            if sequence in failures:
+                break
+            self._done[(arn, shard)] = sequence
         return len(records)
 
 

@@ -10,18 +10,19 @@ from __future__ import annotations
 
 import hashlib
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from pynamodb.exceptions import DoesNotExist, TransactWriteError, UpdateError
 from pynamodb.expressions.condition import Condition
 from pynamodb.expressions.update import Action
+from pynamodb.models import Model
 from pynamodb.transactions import TransactWrite
 
-from chalicelib.contacts.input import ContactWrite
+from chalicelib.contacts.input import ContactWrite, InputError, Problem
 from chalicelib.storage import models
 from chalicelib.storage.models import ContactKeyModel, ContactModel, SuppressionModel
-from chalicelib.storage.paging import Page, decode_cursor, encode_cursor
+from chalicelib.storage.paging import InvalidCursor, Page, decode_cursor, encode_cursor
 from chalicelib.storage.time import Clock, utcnow
 
 _NAMESPACE = uuid.UUID("6f1c8a52-4a5e-4c1e-9a44-0f10e5c0f10e")
@@ -59,11 +60,41 @@ def _conditional_failed(exc: UpdateError) -> bool:
     return exc.cause_response_code == "ConditionalCheckFailedException"
 
 
-def _cancelled_at(exc: TransactWriteError) -> list[int]:
-    """Indexes of the transaction items whose condition failed."""
-    if exc.cause_response_code != "TransactionCanceledException":
-        raise exc
-    return [i for i, r in enumerate(exc.cancellation_reasons or []) if r is not None and r.code != "None"]
+# PynamoDB sends a transaction's items grouped by kind, in this order (not in the order they were added).
+_KINDS = ("check", "delete", "put", "update")
+
+
+class _Transaction:
+    """A write transaction whose items carry labels, so a cancelled one says which conditions failed."""
+
+    def __init__(self) -> None:
+        self._items: list[tuple[str, str, Callable[[TransactWrite], None]]] = []
+
+    def check(self, label: str, model: type[Model], key: str, condition: Condition) -> None:
+        self._items.append(("check", label, lambda tx: tx.condition_check(model, key, condition=condition)))
+
+    def delete(self, label: str, item: Model, condition: Condition | None = None) -> None:
+        self._items.append(("delete", label, lambda tx: tx.delete(item, condition=condition)))
+
+    def save(self, label: str, item: Model, condition: Condition) -> None:
+        self._items.append(("put", label, lambda tx: tx.save(item, condition=condition)))
+
+    def update(self, label: str, item: Model, actions: list[Action], condition: Condition) -> None:
+        self._items.append(("update", label, lambda tx: tx.update(item, actions=actions, condition=condition)))
+
+    def commit(self) -> set[str]:
+        """Write all or nothing; the labels of the items that cancelled it (empty when it was written)."""
+        ordered = sorted(self._items, key=lambda i: _KINDS.index(i[0]))
+        try:
+            with TransactWrite(connection=models.connection()) as tx:
+                for _, _, add in ordered:
+                    add(tx)
+        except TransactWriteError as exc:
+            if exc.cause_response_code != "TransactionCanceledException":
+                raise
+            reasons = exc.cancellation_reasons or []
+            return {ordered[i][1] for i, r in enumerate(reasons) if r is not None and r.code != "None"}
+        return set()
 
 
 class Contacts:
@@ -93,9 +124,12 @@ class Contacts:
         return self.get_item(contact_id) if contact_id else None
 
     def page(self, *, cursor: str | None, limit: int, filter_condition: Condition | None = None) -> Page[ContactModel]:
-        result = ContactModel.scan(
-            filter_condition=filter_condition, limit=limit, last_evaluated_key=decode_cursor(cursor)
-        )
+        """Raises InvalidCursor for a cursor that is not one of this table's keys."""
+        start = decode_cursor(cursor)
+        if start is not None and (set(start) != {"contact_id"} or set(start["contact_id"]) != {"S"}):
+            # Well-formed but made up (or from another list): DynamoDB would refuse it with a 500.
+            raise InvalidCursor("the cursor is not one this API gave out")
+        result = ContactModel.scan(filter_condition=filter_condition, limit=limit, last_evaluated_key=start)
         items = list(result)
         return Page(items, encode_cursor(result.last_evaluated_key))
 
@@ -110,79 +144,96 @@ class Contacts:
         email, external = write.email, write.external_id
         contact_id = derived_id(email) if email else "ct_" + uuid.uuid4().hex[:20]
         suppressed = False
-        for _ in range(3):
+        keys = [k for k in (email and email_key(email), external and external_key(external)) if k]
+        for _ in range(4):
             item = ContactModel(contact_id=contact_id, created_at=now, updated_at=now, fields={})
             self._fill(item, write, suppressed=suppressed)
             if form:
                 item.forms_submitted = {form}
-            keys = [k for k in (email and email_key(email), external and external_key(external)) if k]
-            try:
-                with TransactWrite(connection=models.connection()) as tx:
-                    tx.save(item, condition=ContactModel.contact_id.does_not_exist())
-                    for key in keys:
-                        tx.save(
-                            ContactKeyModel(key=key, contact_id=contact_id),
-                            condition=ContactKeyModel.key.does_not_exist(),
-                        )
-                    if email and not suppressed:
-                        # An erased or suppressed address must not come back mailable by mistake.
-                        tx.condition_check(
-                            SuppressionModel,
-                            suppression_hash(email),
-                            condition=SuppressionModel.email_hash.does_not_exist(),
-                        )
+            tx = _Transaction()
+            tx.save("item", item, ContactModel.contact_id.does_not_exist())
+            for key in keys:
+                tx.save(key, ContactKeyModel(key=key, contact_id=contact_id), ContactKeyModel.key.does_not_exist())
+            if email and not suppressed:
+                # An erased or suppressed address must not come back mailable by mistake.
+                hashed = suppression_hash(email)
+                tx.check("suppressed", SuppressionModel, hashed, SuppressionModel.email_hash.does_not_exist())
+            failed = tx.commit()
+            if not failed:
                 return item
-            except TransactWriteError as exc:
-                failed = _cancelled_at(exc)
-            if 0 in failed:
+            # The external id names the contact more surely than the address: report it first.
+            for key in sorted(keys, key=lambda k: not k.startswith("ext:")):
+                if key in failed:
+                    raise DuplicateContact(key, self.owner_of(key))
+            if "item" in failed:
                 # The derived id belongs to a contact whose address changed since: take a fresh one.
                 contact_id = "ct_" + uuid.uuid4().hex[:20]
-            for index, key in enumerate(keys, start=1):
-                if index in failed:
-                    raise DuplicateContact(key, self.owner_of(key))
-            if len(keys) + 1 in failed:
+            if "suppressed" in failed:
                 suppressed = True
+                # An erased contact may have had the derived id; its executions' names contain it, so a
+                # new contact under that id could never run through those flows again.
+                contact_id = "ct_" + uuid.uuid4().hex[:20]
         raise RuntimeError("could not create the contact")
 
     def upsert(
         self, write: ContactWrite, *, form: str | None = None, initial: dict[str, Any] | None = None
-    ) -> tuple[ContactModel | None, str, bool]:
-        """Create or change the contact identified by external id, else by email: (item?, id, created).
+    ) -> tuple[ContactModel, str, bool]:
+        """Create or change the contact identified by external id, else by email: (item, id, created).
 
-        `initial` values are set only on a contact this call creates. The item is returned when it
-        was read or made; the fast path (an unchanged address) does not read it.
+        `initial` values are set only on a contact this call creates. Raises DuplicateContact when the
+        email address belongs to a contact with another external id. The common case, an address seen
+        before, is one conditional update of the item whose id derives from the address.
         """
         external, email = write.external_id, write.email
-        contact_id = None
-        if external:
-            contact_id = self.owner_of(external_key(external))
-        elif email and self._update_if(derived_id(email), write, ContactModel.email == email, form=form):
-            return None, derived_id(email), False
-        if contact_id is None and email:
-            contact_id = self.owner_of(email_key(email))
-        if contact_id is None:
-            try:
-                first = ContactWrite(**{**vars(write), "values": {**(initial or {}), **write.values}})
-                item = self.create(first, form=form)
-                return item, item.contact_id, True
-            except DuplicateContact as exc:
-                # Someone created it meanwhile: this write becomes an update of theirs.
-                if exc.contact_id is None:
-                    raise
-                contact_id = exc.contact_id
-        updated = self.update(contact_id, write, form=form)
-        if updated is None:
-            raise RuntimeError(f"contact {contact_id} vanished during the upsert")
-        return updated, contact_id, False
+        for _ in range(3):
+            contact_id = None
+            if external:
+                contact_id = self.owner_of(external_key(external))
+            elif email:
+                item = self._update_if(derived_id(email), write, ContactModel.email == email, form=form)
+                if item is not None:
+                    return item, item.contact_id, False
+            if contact_id is None:
+                # Not known by its external id, nor (usually) by its address: create it. The create's
+                # transaction finds an address held by a contact with another id (it moved there).
+                try:
+                    first = ContactWrite(**{**vars(write), "values": {**(initial or {}), **write.values}})
+                    item = self.create(first, form=form)
+                    return item, item.contact_id, True
+                except DuplicateContact as exc:
+                    if exc.contact_id is None:
+                        continue  # its holder was erased meanwhile: look again
+                    if external and exc.key == email_key(email or ""):
+                        # The address is another contact's: it is that contact only if it has no other
+                        # external id (the update then gives it this one).
+                        holder = self.get_item(exc.contact_id)
+                        if holder is not None and holder.external_id not in (None, external):
+                            raise
+                    contact_id = exc.contact_id
+            updated = self.update(contact_id, write, form=form)
+            if updated is not None:
+                return updated, contact_id, False
+            # Erased between the look-up and the update: look again.
+        raise RuntimeError("the contact kept changing during the upsert; try again")
 
     def update(self, contact_id: str, write: ContactWrite, *, form: str | None = None) -> ContactModel | None:
-        """Apply a checked change; None when there is no such contact. Raises DuplicateContact."""
+        """Apply a checked change; None when there is no such contact.
+
+        Raises DuplicateContact when a new address or external id is taken, InputError when the change
+        would leave the contact with neither.
+        """
+        not_ours: set[str] = set()
         for _ in range(5):
             current = self.get_item(contact_id)
             if current is None:
                 return None
             key_moves = self._key_moves(current, write)
-            actions = self._actions(write, current=current, form=form)
+            new_email = write.values.get("email", current.email)
+            if not new_email and not write.values.get("external_id", current.external_id):
+                raise InputError([Problem("", "identifier_required", "a contact keeps an `email` or an `external_id`")])
+            # A new address that was erased or bounced before must not become mailable by mistake.
+            off = {"email"} if new_email and new_email != current.email and self._suppressed(new_email) else set()
+            actions = self._actions(write, current=current, form=form, off=off)
             guard = ContactModel.updated_at == current.updated_at
             if not key_moves:
                 try:
@@ -192,39 +243,46 @@ class Contacts:
                     if not _conditional_failed(exc):
                         raise
                     continue
-            try:
-                with TransactWrite(connection=models.connection()) as tx:
-                    tx.update(current, actions=actions, condition=guard)
-                    for old, new in key_moves:
-                        if old:
-                            tx.delete(ContactKeyModel(key=old), condition=ContactKeyModel.contact_id == contact_id)
-                        if new:
-                            tx.save(
-                                ContactKeyModel(key=new, contact_id=contact_id),
-                                condition=ContactKeyModel.key.does_not_exist(),
-                            )
-            except TransactWriteError as exc:
-                failed = _cancelled_at(exc)
-                if 0 in failed:
-                    continue  # changed meanwhile: read again
-                news = [new for _, new in key_moves]
-                for key in news:
-                    if key and self.owner_of(key) not in (None, contact_id):
-                        raise DuplicateContact(key, self.owner_of(key)) from None
-                continue
-            return self.get_item(contact_id)
+            tx = _Transaction()
+            tx.update("item", current, actions, guard)
+            for old, new in key_moves:
+                if old and old not in not_ours:
+                    tx.delete(old, ContactKeyModel(key=old), ContactKeyModel.contact_id == contact_id)
+                if new:
+                    tx.save(new, ContactKeyModel(key=new, contact_id=contact_id), ContactKeyModel.key.does_not_exist())
+            failed = tx.commit()
+            if not failed:
+                return self.get_item(contact_id)
+            if "item" not in failed:
+                for _, new in key_moves:
+                    if new in failed:
+                        raise DuplicateContact(new, self.owner_of(new))
+            # An old key that is not (or no longer) this contact's is left alone; else it changed meanwhile.
+            not_ours |= {old for old, _ in key_moves if old in failed}
         raise RuntimeError(f"contact {contact_id} kept changing; try again")
 
-    def _update_if(self, contact_id: str, write: ContactWrite, condition: Condition, *, form: str | None) -> bool:
+    def _update_if(
+        self, contact_id: str, write: ContactWrite, condition: Condition, *, form: str | None
+    ) -> ContactModel | None:
+        """The item after the change, or None when the condition does not hold (nothing changed)."""
         if _needs_read(write):
-            return False
+            return None
         item = ContactModel(contact_id=contact_id)
         try:
+            # UpdateItem returns the whole new item (ALL_NEW): no read is needed to answer with it.
             item.update(actions=self._actions(write, current=None, form=form), condition=condition)
         except UpdateError as exc:
             if _conditional_failed(exc):
-                return False
+                return None
             raise
+        return item
+
+    @staticmethod
+    def _suppressed(email: str) -> bool:
+        try:
+            SuppressionModel.get(suppression_hash(email), consistent_read=True)
+        except DoesNotExist:
+            return False
         return True
 
     def _key_moves(self, current: ContactModel, write: ContactWrite) -> list[tuple[str | None, str | None]]:
@@ -255,7 +313,9 @@ class Contacts:
             unsubscribed.add("email")
         item.unsubscribed = unsubscribed
 
-    def _actions(self, write: ContactWrite, *, current: ContactModel | None, form: str | None) -> list[Action]:
+    def _actions(
+        self, write: ContactWrite, *, current: ContactModel | None, form: str | None, off: set[str] | None = None
+    ) -> list[Action]:
         """The update of `write`; with `current`, sets are computed whole (so adds and removes can mix)."""
         actions: list[Action] = [ContactModel.updated_at.set(self._clock())]
         for name, value in write.values.items():
@@ -283,14 +343,19 @@ class Contacts:
                 actions.append(attr.add(add))
             elif remove:
                 actions.append(attr.delete(remove))
-        if write.consent:
-            for channel, consent in write.consent.items():
-                actions.append(getattr(ContactModel, f"consent_{channel}").set(consent))
-            mail_off = {c for c, v in write.consent.items() if v["status"] != "granted"}
-            mail_on = {c for c, v in write.consent.items() if v["status"] == "granted"}
+        consent = write.consent or {}
+        for channel, given in consent.items():
+            actions.append(getattr(ContactModel, f"consent_{channel}").set(given))
+        mail_off = {c for c, v in consent.items() if v["status"] != "granted"} | (off or set())
+        mail_on = {c for c, v in consent.items() if v["status"] == "granted"} - mail_off
+        if mail_off or mail_on:
             if current is not None:
-                final = (set(current.unsubscribed or ()) | mail_off) - mail_on
-                actions.append(ContactModel.unsubscribed.set(final) if final else ContactModel.unsubscribed.remove())
+                before = set(current.unsubscribed or ())
+                final = (before | mail_off) - mail_on
+                if final != before:
+                    actions.append(
+                        ContactModel.unsubscribed.set(final) if final else ContactModel.unsubscribed.remove()
+                    )
             elif mail_off:
                 actions.append(ContactModel.unsubscribed.add(mail_off))
             elif mail_on:
@@ -322,7 +387,11 @@ class Contacts:
         SuppressionModel(email_hash=suppression_hash(email), reason=reason, at=self._clock()).save()
 
     def delete(self, item: ContactModel) -> None:
-        """Remove the contact and its keys in one transaction (the rest of an erasure is the engine's)."""
+        """Remove the contact and its keys in one transaction (the rest of an erasure is the engine's).
+
+        Raises TransactWriteError when a key is no longer this contact's (its address or external id
+        changed meanwhile): the caller reads the contact again.
+        """
         with TransactWrite(connection=models.connection()) as tx:
             tx.delete(item)
             for key in (item.email and email_key(item.email), item.external_id and external_key(item.external_id)):

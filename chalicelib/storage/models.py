@@ -7,6 +7,7 @@ Table names carry the stack's prefix (`floe-<tenant>-`), so models are bound to 
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 from pynamodb.attributes import (
@@ -78,7 +79,8 @@ class ContactKeyModel(_Base):
 
 
 class SegmentIndexModel(_Base):
-    """One item per (indexed value, contact): `tag:vip`, `list:news`, `category:lead`, `field:language=nl`.
+    """One item per (indexed value, contact): `tag:vip`, `list:news`, `form:demo`, `field:category=lead`,
+    `field:fields.score#5` (the entries of `contacts.segments.entries`).
 
     Written by the change worker from the contacts stream; a segment over an indexed condition is a
     query on one partition, so its cost follows the segment's size, not the table's.
@@ -245,6 +247,8 @@ class ImportModel(_Base):
     chunks = NumberAttribute(default=0)
     done_chunks = NumberSetAttribute(default=set)
     errors = ListAttribute(default=list)  # type: ignore[var-annotated]
+    # Every row error, while `errors` keeps only the first ones.
+    error_count = NumberAttribute(default=0)
     created_at = UTCDateTimeAttribute()
     updated_at = UTCDateTimeAttribute()
     expires = TTLAttribute(null=True)
@@ -360,6 +364,12 @@ def bind(*, table_prefix: str, region: str, host: str | None) -> None:
         model.Meta.host = host  # type: ignore[attr-defined]
         # PynamoDB caches the connection with the old table name and endpoint.
         model._connection = None
+        # Every model would otherwise build its own botocore session and client (loading the service
+        # description each time): one shared connection makes a cold start and a test's setup cheap.
+        table = model._get_connection()
+        with contextlib.suppress(ValueError):  # the catalog's models share one table
+            _connection.add_meta_table(table.connection.get_meta_table(table.table_name))
+        table.connection = _connection
 
 
 def create_tables() -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import uuid
 from typing import Any, TypedDict, Unpack
 
-from pynamodb.exceptions import DoesNotExist, PutError, TransactWriteError, UpdateError
+from pynamodb.exceptions import DeleteError, DoesNotExist, PutError, TransactWriteError, UpdateError
 from pynamodb.expressions.condition import Condition
 from pynamodb.expressions.update import Action
 from pynamodb.transactions import TransactGet, TransactWrite
@@ -25,6 +25,7 @@ from chalicelib.storage.models import (
     ParkedWaitModel,
     ParticipantModel,
 )
+from chalicelib.storage.paging import Page, decode_cursor, encode_cursor
 from chalicelib.storage.time import Clock, utcnow
 
 TERMINAL = frozenset({"completed", "exited", "failed"})
@@ -82,8 +83,10 @@ class Flows:
         except DoesNotExist:
             return None
 
-    def all(self) -> list[FlowModel]:
-        return sorted(FlowModel.scan(), key=lambda f: f.created_at)
+    def page(self, *, cursor: str | None, limit: int) -> Page[FlowModel]:
+        result = FlowModel.scan(limit=limit, last_evaluated_key=decode_cursor(cursor))
+        items = list(result)
+        return Page(items, encode_cursor(result.last_evaluated_key))
 
     def save_draft(self, item: FlowModel, name: str, draft: dict[str, Any]) -> None:
         item.update(
@@ -148,6 +151,16 @@ class Participants:
     def of_flow(self, flow_id: str, *, status: str | None = None, limit: int = 100) -> list[ParticipantModel]:
         condition = ParticipantModel.status == status if status else None
         return list(ParticipantModel.query(flow_id, filter_condition=condition, limit=limit))
+
+    def page_of_flow(
+        self, flow_id: str, *, status: str | None = None, cursor: str | None, limit: int
+    ) -> Page[ParticipantModel]:
+        condition = ParticipantModel.status == status if status else None
+        result = ParticipantModel.query(
+            flow_id, filter_condition=condition, limit=limit, last_evaluated_key=decode_cursor(cursor)
+        )
+        items = list(result)
+        return Page(items, encode_cursor(result.last_evaluated_key))
 
     def create(self, item: ParticipantModel) -> bool:
         """False when this entry exists already (a duplicate enrollment)."""
@@ -300,8 +313,32 @@ class Forms:
         except DoesNotExist:
             return None
 
-    def all(self) -> list[FormModel]:
-        return sorted(FormModel.scan(), key=lambda f: f.form_key)
+    def page(self, *, cursor: str | None, limit: int) -> Page[FormModel]:
+        result = FormModel.scan(limit=limit, last_evaluated_key=decode_cursor(cursor))
+        items = list(result)
+        return Page(items, encode_cursor(result.last_evaluated_key))
+
+    def update(self, form_key: str, name: str, owner_email: str | None) -> FormModel | None:
+        """The changed form, or None when there is no such form."""
+        item = FormModel(form_key=form_key)
+        owner: Action = FormModel.owner_email.set(owner_email) if owner_email else FormModel.owner_email.remove()
+        try:
+            item.update(actions=[FormModel.name.set(name), owner], condition=FormModel.form_key.exists())
+        except UpdateError as exc:
+            if _conditional_failed(exc):
+                return None
+            raise
+        return item
+
+    def delete(self, form_key: str) -> bool:
+        """False when there was no such form."""
+        try:
+            FormModel(form_key=form_key).delete(condition=FormModel.form_key.exists())
+        except DeleteError as exc:
+            if exc.cause_response_code == "ConditionalCheckFailedException":
+                return False
+            raise
+        return True
 
 
 def snapshot(

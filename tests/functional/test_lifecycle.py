@@ -118,7 +118,7 @@ def test_bad_input_gets_a_clear_4xx_and_changes_nothing(stack: Stack) -> None:
         ("/steps/5/text", "missing"),
     } <= found
     assert all(d["message"] for d in error["details"])
-    assert stack.http("GET", "/flows").json_body == {"flows": []}
+    assert stack.http("GET", "/flows").json_body == {"flows": [], "next_cursor": None}
 
     # A trigger on a form that does not exist cannot be activated.
     flow_id = new_flow(stack, example("welcome"), activate=False)
@@ -182,7 +182,7 @@ def test_what_websites_post_paused_urlencoded_honeypot(stack: Stack) -> None:
     assert bot == {"contact_id": None, "created": False, "flows": [], "already_enrolled": []}
     settle(stack, 0.3)
     assert contacts_stored() == 1
-    assert stack.http("GET", f"/flows/{flow_id}/participants").json_body == {"participants": []}
+    assert stack.http("GET", f"/flows/{flow_id}/participants").json_body == {"participants": [], "next_cursor": None}
     assert stack.executions() == []
     assert stack.emails() == []
 

@@ -6,11 +6,17 @@ dependency layer of the zip with pip (from the configured index or mirror); the 
 
 Checked against the code, so infra cannot drift from it:
 - every DynamoDB table and its key schema, attribute definitions and indexes equal `models.table_definitions()`;
+  exactly the `models.STREAMED` tables have a stream (old and new images), TTL attributes are the models' own;
 - every function carries every `FLOE_*` variable that `chalicelib/config.py` reads, the queue URLs and the Step
   Functions role taken from the stack's own resources;
 - the queue names are those the app subscribes to (`chalice package` without the merge) and the local stack makes;
 - every SQS event source reports batch item failures, and its queue has a dead-letter queue (with the local stack's
-  redrive limit), an alarm on it, and a visibility timeout of at least 6x the consumer's timeout.
+  redrive limit), an alarm on it, and a visibility timeout of at least 6x the consumer's timeout;
+- every stream event source reads the stream of the table the app names, reports batch item failures, retries a
+  bounded number of times with bisection, and sends what still fails to an alarmed dead-letter queue;
+- API Gateway's own answers are `api.gateway.GATEWAY_RESPONSES`, in the deployed API definition;
+- each function's role allows what its event sources need, only on the tenant's resources, and no more than its
+  policy file says (the authorizer may only read API keys).
 """
 
 from __future__ import annotations
@@ -31,16 +37,32 @@ from typing import Any
 
 import pytest
 from cfnlint.api import lint
+from pynamodb.attributes import TTLAttribute
 
+from chalicelib.api.gateway import GATEWAY_RESPONSES, body
 from chalicelib.local.provision import MAX_RECEIVES, queue_names
-from chalicelib.storage.models import table_definitions
+from chalicelib.storage.models import MODELS, STREAMED, table_definitions
 
 PROJECT = Path(__file__).resolve().parents[2]
 STAGE = "dev"
 REGION = "eu-west-1"
 MERGE_TEMPLATE = "infra/resources.json"
 # The functions Chalice generates for app.py: the merge template patches them by these logical ids.
-GENERATED_FUNCTIONS = {"APIHandler", "StepWorker", "EnrollmentWorker", "SesEventWorker"}
+GENERATED_FUNCTIONS = {
+    "APIHandler",
+    "ApiKey",  # the API key authorizer
+    "StepWorker",
+    "EnrollmentWorker",
+    "ImportWorker",
+    "ContactChanges",
+    "CrmChanges",
+    "ParticipantChanges",
+    "SesEventWorker",
+}
+# A region and account to try the policies' wildcard ARNs on.
+ACCOUNT = "123456789012"
+# A stream's label is the time it was enabled; the policies must allow any.
+STREAM_LABEL = "2024-01-01T00:00:00.000"
 
 
 @dataclass(frozen=True)
@@ -135,14 +157,60 @@ def arn_target(value: Any) -> str | None:
     return None
 
 
-def sqs_events(template: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
-    """(function logical id, event name, event properties) of every SQS event source."""
+def events_of(template: dict[str, Any], kind: str) -> list[tuple[str, str, dict[str, Any]]]:
+    """(function logical id, event name, event properties) of every event source of this kind."""
     return [
         (function, name, event["Properties"])
         for function, r in resources(template, "AWS::Serverless::Function").items()
         for name, event in r["Properties"].get("Events", {}).items()
-        if event.get("Type") == "SQS"
+        if event.get("Type") == kind
     ]
+
+
+def sqs_events(template: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
+    return events_of(template, "SQS")
+
+
+def stream_events(template: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
+    return events_of(template, "DynamoDB")
+
+
+def table_names(template: dict[str, Any], tenant: str) -> dict[str, str]:
+    """Logical id → table name of every table of the stack."""
+    return {
+        logical_id: str(resolve(table["Properties"]["TableName"], tenant))
+        for logical_id, table in resources(template, "AWS::DynamoDB::Table").items()
+    }
+
+
+def dlq_alarms(template: dict[str, Any], queue: str) -> list[dict[str, Any]]:
+    """The alarms that fire when this queue holds a message."""
+    return [
+        a["Properties"]
+        for a in resources(template, "AWS::CloudWatch::Alarm").values()
+        if a["Properties"]["Dimensions"] == [{"Name": "QueueName", "Value": {"Fn::GetAtt": [queue, "QueueName"]}}]
+        and a["Properties"]["MetricName"] == "ApproximateNumberOfMessagesVisible"
+        and a["Properties"]["ComparisonOperator"] == "GreaterThanThreshold"
+        and a["Properties"]["Threshold"] == 0
+    ]
+
+
+def role_statements(template: dict[str, Any], function: str) -> list[dict[str, Any]]:
+    """The statements of the role a function runs as."""
+    role = template["Resources"][function]["Properties"]["Role"]["Fn::GetAtt"][0]
+    policies = template["Resources"][role]["Properties"]["Policies"]
+    return [s for p in policies for s in p["PolicyDocument"]["Statement"]]
+
+
+def allows(statements: list[dict[str, Any]], action: str, arn: str) -> bool:
+    """Whether an Allow statement (with IAM's `*` wildcards, no conditions) grants `action` on `arn`."""
+    return any(
+        s["Effect"] == "Allow"
+        and "Condition" not in s
+        and any(fnmatch.fnmatchcase(action, a) for a in as_list(s["Action"]))
+        and any(fnmatch.fnmatchcase(arn, r) for r in as_list(s["Resource"]))
+        for s in statements
+    )
 
 
 def keys(schema: list[dict[str, str]]) -> list[tuple[str, str]]:
@@ -234,6 +302,15 @@ def test_tables_match_the_models(packaged: Packaged) -> None:
         assert props["BillingMode"] == "PAY_PER_REQUEST", suffix
         assert props["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}, suffix
         assert props["SSESpecification"]["SSEEnabled"] is True, suffix
+    streamed = {model.Meta.suffix for model in STREAMED}  # type: ignore[attr-defined]
+    for model in MODELS:
+        suffix, props = model.Meta.suffix, found[model.Meta.suffix]  # type: ignore[attr-defined]
+        # The change worker decodes old and new images; a table that is not followed has no stream to pay for.
+        expected = {"StreamViewType": "NEW_AND_OLD_IMAGES"} if suffix in streamed else None
+        assert props.get("StreamSpecification") == expected, suffix
+        ttl = [name for name, a in model.get_attributes().items() if isinstance(a, TTLAttribute)]
+        expected_ttl = {"AttributeName": ttl[0], "Enabled": True} if ttl else None
+        assert props.get("TimeToLiveSpecification") == expected_ttl, suffix
 
 
 def test_every_function_gets_the_settings_and_the_stacks_resources(packaged: Packaged) -> None:
@@ -246,6 +323,7 @@ def test_every_function_gets_the_settings_and_the_stacks_resources(packaged: Pac
         assert needed <= set(env), f"{name} lacks {sorted(needed - set(env))}"
         assert env["FLOE_STEPS_QUEUE_URL"] == {"Ref": "StepsQueue"}, name
         assert env["FLOE_ENROLL_QUEUE_URL"] == {"Ref": "EnrollmentsQueue"}, name
+        assert env["FLOE_IMPORTS_QUEUE_URL"] == {"Ref": "ImportsQueue"}, name
         assert env["FLOE_SFN_ROLE_ARN"] == {"Fn::GetAtt": ["StatesRole", "Arn"]}, name
         # The stack computes the names from its Tenant parameter; the stage's values must agree with them.
         tenant = packaged.stage_env["FLOE_TENANT"]
@@ -273,9 +351,8 @@ def test_event_sources_report_batch_item_failures_and_queues_have_dead_letter_qu
     template = packaged.template
     queues = resources(template, "AWS::SQS::Queue")
     functions = resources(template, "AWS::Serverless::Function")
-    alarms = resources(template, "AWS::CloudWatch::Alarm").values()
     events = sqs_events(template)
-    assert {f for f, _, _ in events} == {"StepWorker", "EnrollmentWorker"}
+    assert {f for f, _, _ in events} == {"StepWorker", "EnrollmentWorker", "ImportWorker"}
     for function, event, props in events:
         where = f"{function}.{event}"
         assert props.get("FunctionResponseTypes") == ["ReportBatchItemFailures"], where
@@ -289,14 +366,99 @@ def test_event_sources_report_batch_item_failures_and_queues_have_dead_letter_qu
         timeout = int(functions[function]["Properties"]["Timeout"])
         window = int(props.get("MaximumBatchingWindowInSeconds", 0))
         assert int(queue["VisibilityTimeout"]) >= 6 * timeout + window, where
-        dlq_alarms = [
+        assert len(dlq_alarms(template, str(dlq))) == 1, f"{where}: no alarm on {dlq}"
+
+
+def test_stream_sources_read_the_tables_the_app_names_and_dead_letter_what_fails(packaged: Packaged) -> None:
+    template, tenant = packaged.template, packaged.stage_env["FLOE_TENANT"]
+    tables = table_names(template, tenant)
+    queues = resources(template, "AWS::SQS::Queue")
+    plain = {(f, e): p for f, e, p in stream_events(packaged.plain)}
+    merged = stream_events(template)
+    assert {(f, e) for f, e, _ in merged} == set(plain)
+    followed: set[str] = set()
+    for function, event, props in merged:
+        where = f"{function}.{event}"
+        # app.py names the stream by its table; the stack points the event at that table's real stream.
+        named = str(plain[(function, event)]["Stream"]).split(":table/", 1)[1].split("/stream/", 1)[0]
+        assert isinstance(props["Stream"], dict) and list(props["Stream"]) == ["Fn::GetAtt"], where
+        table, attribute = props["Stream"]["Fn::GetAtt"]
+        assert attribute == "StreamArn" and tables.get(table) == named, where
+        followed.add(named)
+        assert props["FunctionResponseTypes"] == ["ReportBatchItemFailures"], where
+        assert props["BisectBatchOnFunctionError"] is True, where
+        # -1 (the default) retries a poisoned record until it expires, holding up its shard for 24 hours.
+        assert 0 < int(props["MaximumRetryAttempts"]) <= 10, where
+        # Records written before the event source mapping exists are read too (a redelivery is harmless).
+        assert props["StartingPosition"] == "TRIM_HORIZON", where
+        on_failure = props["DestinationConfig"]["OnFailure"]
+        dlq = arn_target(on_failure["Destination"])
+        assert dlq in queues and on_failure["Type"] == "SQS", where
+        assert "RedrivePolicy" not in queues[str(dlq)]["Properties"], where
+        assert len(dlq_alarms(template, str(dlq))) == 1, f"{where}: no alarm on {dlq}"
+        name = resolve(template["Resources"][function]["Properties"]["FunctionName"], tenant)
+        lag = [
             a["Properties"]
-            for a in alarms
-            if a["Properties"]["Dimensions"] == [{"Name": "QueueName", "Value": {"Fn::GetAtt": [dlq, "QueueName"]}}]
-            and a["Properties"]["MetricName"] == "ApproximateNumberOfMessagesVisible"
+            for a in resources(template, "AWS::CloudWatch::Alarm").values()
+            if a["Properties"]["MetricName"] == "IteratorAge"
+            and [resolve(d["Value"], tenant) for d in a["Properties"]["Dimensions"]] == [name]
         ]
-        assert len(dlq_alarms) == 1, f"{where}: no alarm on {dlq}"
-        assert dlq_alarms[0]["ComparisonOperator"] == "GreaterThanThreshold" and dlq_alarms[0]["Threshold"] == 0
+        assert len(lag) == 1, f"{where}: no alarm on how far behind the stream it is"
+    prefix = packaged.stage_env["FLOE_TABLE_PREFIX"]
+    assert followed == {prefix + model.Meta.suffix for model in STREAMED}  # type: ignore[attr-defined]
+
+
+def test_gateway_answers_are_the_error_shape_of_the_app(packaged: Packaged) -> None:
+    """The gateway responses live in the API definition itself, so every deployment of the API carries them."""
+    answers = packaged.template["Resources"]["RestAPI"]["Properties"]["DefinitionBody"][
+        "x-amazon-apigateway-gateway-responses"
+    ]
+    assert set(answers) == set(GATEWAY_RESPONSES)
+    for kind, (status, code, message) in GATEWAY_RESPONSES.items():
+        answer = answers[kind]
+        shaped = json.loads(answer["responseTemplates"]["application/json"])
+        assert shaped == json.loads(body(kind)) == {"error": {"code": code, "message": message, "details": []}}, kind
+        if kind.startswith("DEFAULT_"):
+            # A status on a default answer would replace the status of every answer of its class
+            # (a throttled request would no longer be a 429): the default answers keep API Gateway's.
+            assert "statusCode" not in answer, kind
+        else:
+            assert answer["statusCode"] == str(status), kind
+
+
+def test_each_role_allows_what_its_event_sources_need(packaged: Packaged) -> None:
+    template, tenant = packaged.template, packaged.stage_env["FLOE_TENANT"]
+    queues = resources(template, "AWS::SQS::Queue")
+    tables = table_names(template, tenant)
+
+    def queue_arn(logical_id: str) -> str:
+        return f"arn:aws:sqs:{REGION}:{ACCOUNT}:{resolve(queues[logical_id]['Properties']['QueueName'], tenant)}"
+
+    for function, event, props in sqs_events(template):
+        statements, arn = role_statements(template, function), queue_arn(str(arn_target(props["Queue"])))
+        for action in ("sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"):
+            assert allows(statements, action, arn), f"{function}.{event}: {action} on {arn}"
+    for function, event, props in stream_events(template):
+        statements = role_statements(template, function)
+        table = tables[props["Stream"]["Fn::GetAtt"][0]]
+        stream = f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/{table}/stream/{STREAM_LABEL}"
+        for action in ("dynamodb:DescribeStream", "dynamodb:GetRecords", "dynamodb:GetShardIterator"):
+            assert allows(statements, action, stream), f"{function}.{event}: {action} on {stream}"
+        # Lambda sends the failed batch's description to the on-failure destination as the function's role.
+        dlq = queue_arn(str(arn_target(props["DestinationConfig"]["OnFailure"]["Destination"])))
+        assert allows(statements, "sqs:SendMessage", dlq), f"{function}.{event}: sqs:SendMessage on {dlq}"
+        # The change workers only derive data: they consume no queue, run no flow, send nothing.
+        actions = {a for s in statements for a in as_list(s["Action"])}
+        assert not {a for a in actions if a.startswith(("states:", "ses:", "sns:", "iam:"))}, function
+        assert "sqs:ReceiveMessage" not in actions and "dynamodb:Scan" not in actions, function
+    # The authorizer runs on every marketer request with untrusted input: it may read API keys, nothing else.
+    authorizer = role_statements(template, "ApiKey")
+    actions = {a for s in authorizer for a in as_list(s["Action"])}
+    assert actions == {"logs:CreateLogStream", "logs:PutLogEvents", "dynamodb:GetItem"}
+    keys_table = f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/{tables['ApiKeysTable']}"
+    assert allows(authorizer, "dynamodb:GetItem", keys_table)
+    for other in set(tables.values()) - {tables["ApiKeysTable"]}:
+        assert not allows(authorizer, "dynamodb:GetItem", f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/{other}")
 
 
 def test_state_machines_role_may_only_send_to_the_steps_queue(packaged: Packaged) -> None:
@@ -326,9 +488,36 @@ def as_list(value: Any) -> list[Any]:
     return value if isinstance(value, list) else [value]
 
 
+def policy_files(stage: str) -> dict[str, str]:
+    """Chalice function name → the IAM policy file its role gets in this stage (its own, else the stage's)."""
+    config = chalice_config()
+    default = stage_setting(stage, "iam_policy_file")
+    own = {
+        name: settings["iam_policy_file"]
+        for name, settings in config["stages"][stage].get("lambda_functions", {}).items()
+        if "iam_policy_file" in settings
+    }
+    return {"api_handler": default, **own}
+
+
+def chalice_name(handler: str) -> str:
+    """A generated function's name in `.chalice/config.json`, from its handler (`app.app` is the API)."""
+    name = handler.rpartition(".")[2]
+    return "api_handler" if name == "app" else name
+
+
+def test_each_function_runs_with_its_policy_file(packaged: Packaged) -> None:
+    files = policy_files(STAGE)
+    default = stage_setting(STAGE, "iam_policy_file")
+    for function in GENERATED_FUNCTIONS:
+        name = chalice_name(packaged.template["Resources"][function]["Properties"]["Handler"])
+        document = json.loads((PROJECT / ".chalice" / files.get(name, default)).read_text())
+        assert role_statements(packaged.template, function) == document["Statement"], function
+
+
 @pytest.mark.parametrize("stage", sorted(chalice_config()["stages"]))
 def test_stage_policy_is_scoped_to_the_stages_tenant(stage: str) -> None:
-    """Every stage (one per tenant) has its own policy file naming only that tenant's resources."""
+    """Every stage (one per tenant) has its own policy files naming only that tenant's resources."""
     env = stage_setting(stage, "environment_variables")
     tenant = env["FLOE_TENANT"]
     merge = json.loads((PROJECT / MERGE_TEMPLATE).read_text())
@@ -338,21 +527,29 @@ def test_stage_policy_is_scoped_to_the_stages_tenant(stage: str) -> None:
     assert stage_setting(stage, "autogen_policy") is False
     policy_file = stage_setting(stage, "iam_policy_file")
     assert policy_file, f"stage {stage} has no iam_policy_file"
-    statements = json.loads((PROJECT / ".chalice" / policy_file).read_text())["Statement"]
-    by_action: dict[str, list[str]] = {}
-    for statement in statements:
-        assert statement["Effect"] == "Allow"
-        for action in as_list(statement["Action"]):
-            by_action.setdefault(action, []).extend(as_list(statement["Resource"]))
-        for arn in as_list(statement["Resource"]):
-            if arn == "*":
-                assert set(as_list(statement["Action"])) <= UNSCOPED_ACTIONS, statement
-            elif arn.endswith(":identity/*"):
-                # Any verified identity, but only with the stage's sender domain as From.
-                sender_pattern = statement["Condition"]["StringLike"]["ses:FromAddress"]
-                assert fnmatch.fnmatchcase(env["FLOE_SENDER"], sender_pattern), (env["FLOE_SENDER"], sender_pattern)
-            else:
-                assert re.search(rf"[/:]floe-{tenant}(-|$)", arn), f"{arn} is not a resource of tenant {tenant}"
+    files = policy_files(stage)
+    by_file: dict[str, dict[str, list[str]]] = {}
+    for file in set(files.values()):
+        assert file.startswith(f"policy-{tenant}"), f"{file} is not named after tenant {tenant}"
+        statements = json.loads((PROJECT / ".chalice" / file).read_text())["Statement"]
+        by_action = by_file.setdefault(file, {})
+        for statement in statements:
+            assert statement["Effect"] == "Allow"
+            for action in as_list(statement["Action"]):
+                by_action.setdefault(action, []).extend(as_list(statement["Resource"]))
+            for arn in as_list(statement["Resource"]):
+                if arn == "*":
+                    assert set(as_list(statement["Action"])) <= UNSCOPED_ACTIONS, statement
+                elif arn.endswith(":identity/*"):
+                    # Any verified identity, but only with the stage's sender domain as From.
+                    sender_pattern = statement["Condition"]["StringLike"]["ses:FromAddress"]
+                    assert fnmatch.fnmatchcase(env["FLOE_SENDER"], sender_pattern), (
+                        env["FLOE_SENDER"],
+                        sender_pattern,
+                    )
+                else:
+                    assert re.search(rf"[/:]floe-{tenant}(-|$)", arn), f"{file}: {arn} is not of tenant {tenant}"
+    by_action = by_file[policy_file]
     assert sorted(by_action["sqs:ReceiveMessage"]) == sorted(
         f"arn:aws:sqs:*:*:{q}" for q in queue_names(tenant).values()
     )
@@ -361,7 +558,12 @@ def test_stage_policy_is_scoped_to_the_stages_tenant(stage: str) -> None:
     configuration_set = resolve(resources_["ConfigurationSet"]["Properties"]["Name"], tenant)
     assert f"arn:aws:ses:*:*:configuration-set/{configuration_set}" in by_action["ses:SendEmail"]
     assert env.get("FLOE_SES_CONFIGURATION_SET", configuration_set) == configuration_set
-    for function in GENERATED_FUNCTIONS:
-        name = resolve(resources_[function]["Properties"]["FunctionName"], tenant)
-        stream = f"arn:aws:logs:{REGION}:123456789012:log-group:/aws/lambda/{name}:log-stream:2024/01/01/x"
-        assert any(fnmatch.fnmatchcase(stream, arn) for arn in by_action["logs:PutLogEvents"]), name
+    functions = {f: r for f, r in resources_.items() if f in GENERATED_FUNCTIONS}
+    assert set(functions) == GENERATED_FUNCTIONS
+    for function, patch in functions.items():
+        name = resolve(patch["Properties"]["FunctionName"], tenant)
+        assert name is not None and name.startswith(f"floe-{tenant}-"), function
+        # The function's own policy file, found by the name Chalice gives it (the merge names it floe-<t>-<name>).
+        own = files.get(name.removeprefix(f"floe-{tenant}-"), policy_file)
+        stream = f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:/aws/lambda/{name}:log-stream:2024/01/01/x"
+        assert any(fnmatch.fnmatchcase(stream, arn) for arn in by_file[own]["logs:PutLogEvents"]), name
