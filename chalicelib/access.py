@@ -29,23 +29,13 @@ Permission = Literal[
     "keys.manage",
 ]
 
+_EDITOR: frozenset[Permission] = frozenset({"flows.view", "content.edit", "contacts.view"})
+_FLOW_ADMIN: frozenset[Permission] = _EDITOR | {"flows.edit", "flows.run", "content.delete", "contacts.edit"}
 GRANTS: dict[Role, frozenset[Permission]] = {
-    "content_editor": frozenset({"flows.view", "content.edit", "contacts.view"}),
-    "flow_admin": frozenset(
-        {"flows.view", "flows.edit", "flows.run", "content.edit", "content.delete", "contacts.view", "contacts.edit"}
-    ),
-    "admin": frozenset(
-        {
-            "flows.view",
-            "flows.edit",
-            "flows.run",
-            "content.edit",
-            "content.delete",
-            "contacts.view",
-            "contacts.edit",
-            "keys.manage",
-        }
-    ),
+    "content_editor": _EDITOR,
+    "flow_admin": _FLOW_ADMIN,
+    # An admin can do everything a flow administrator can, and manages the API keys.
+    "admin": _FLOW_ADMIN | {"keys.manage"},
 }
 
 PREFIX = "floe_"

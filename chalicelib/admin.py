@@ -17,7 +17,6 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
-from typing import Any
 
 from chalicelib.access import ROLES
 from chalicelib.config import from_env
@@ -37,19 +36,10 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _view(item: Any) -> dict[str, Any]:
-    return {
-        "key_id": item.key_id,
-        "name": item.name,
-        "role": item.role,
-        "created_at": item.created_at.isoformat(),
-        "revoked_at": item.revoked_at.isoformat() if item.revoked_at else None,
-    }
-
-
 def main(argv: Sequence[str] | None = None, env: dict[str, str] | None = None) -> int:
     import os
 
+    from chalicelib.api.keys import key_view
     from chalicelib.storage import models
     from chalicelib.storage.keys import ApiKeys
 
@@ -75,15 +65,15 @@ def main(argv: Sequence[str] | None = None, env: dict[str, str] | None = None) -
             print("--name needs 1-128 characters", file=sys.stderr)
             return 2
         item, key = keys.create(name, args.role)
-        print(json.dumps({**_view(item), "key": key}, indent=2))
+        print(json.dumps({**key_view(item), "key": key}, indent=2))
     elif args.command == "list-keys":
-        print(json.dumps({"keys": [_view(k) for k in keys.all()]}, indent=2))
+        print(json.dumps({"keys": [key_view(k) for k in keys.all()]}, indent=2))
     else:
         revoked = keys.revoke(args.key_id)
         if revoked is None:
             print(f"no API key {args.key_id!r}", file=sys.stderr)
             return 1
-        print(json.dumps(_view(revoked), indent=2))
+        print(json.dumps(key_view(revoked), indent=2))
     return 0
 
 

@@ -11,7 +11,7 @@ from chalicelib.api.authorizer import api_key
 from chalicelib.api.http import page_params, paged
 from chalicelib.api.registry import Param, operation
 from chalicelib.bootstrap import runtime
-from chalicelib.engine.imports import FORMATS, MAX_BODY, MAX_ROWS
+from chalicelib.contacts.files import FORMATS, MAX_BODY, MAX_ROWS
 
 bp = Blueprint(__name__)
 TAG = "imports"

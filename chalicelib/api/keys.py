@@ -18,6 +18,7 @@ TAG = "keys"
 
 
 def key_view(item: Any) -> dict[str, Any]:
+    """A key as the API and the admin command show it: never its secret or the secret's hash."""
     return {
         "key_id": item.key_id,
         "name": item.name,

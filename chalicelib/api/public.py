@@ -15,7 +15,6 @@ from chalicelib.api.registry import Param, operation
 from chalicelib.api.schemas import FormChange, FormRequest
 from chalicelib.bootstrap import runtime
 from chalicelib.contacts.input import InputError, normalise_email, parse_model
-from chalicelib.engine.contacts import invalid
 from chalicelib.engine.errors import Conflict, NotFound
 
 bp = Blueprint(__name__)
@@ -52,6 +51,8 @@ def _form_input(model: type[FormRequest] | type[FormChange], body: dict[str, Any
         except InputError as exc:
             problems.extend(exc.problems)
     if problems:
+        from chalicelib.engine.contacts import invalid
+
         raise invalid(InputError(problems), "form")
     parsed.owner_email = owner
     return parsed

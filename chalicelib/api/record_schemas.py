@@ -13,7 +13,7 @@ from pydantic import BaseModel, Field
 from chalicelib.api.contacts import Contact, ContactConsent
 from chalicelib.api.schemas import TraceEntry
 from chalicelib.contacts.crm import ActivityType, Priority, RequestStatus, SaleStatus
-from chalicelib.engine.timeline import TimelineKind
+from chalicelib.contacts.timeline_kinds import TimelineKind
 
 CURSOR = Field(description="Pass as `cursor` for the next page; null on the last page.")
 

@@ -15,8 +15,8 @@ from chalicelib.api.http import json_object, page_params, paged, query
 from chalicelib.api.registry import Param, operation
 from chalicelib.bootstrap import runtime
 from chalicelib.contacts.crm import NEW, PATCH, CrmKind
+from chalicelib.contacts.timeline_kinds import KINDS
 from chalicelib.engine.errors import BadRequest
-from chalicelib.engine.timeline import KINDS
 
 bp = Blueprint(__name__)
 TAG = "contacts"

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from chalice import Blueprint, Response
 from pydantic import BaseModel, ConfigDict, Field, RootModel, ValidationError
@@ -19,9 +19,10 @@ from chalicelib.api.authorizer import api_key
 from chalicelib.api.http import json_object, page_params, paged
 from chalicelib.api.registry import Param, operation
 from chalicelib.bootstrap import runtime
-from chalicelib.channels.templates import check_template
 from chalicelib.engine.errors import Conflict, NotFound, Unprocessable
-from chalicelib.storage.models import TemplateModel
+
+if TYPE_CHECKING:
+    from chalicelib.storage.models import TemplateModel
 
 bp = Blueprint(__name__)
 TAG = "content"
@@ -118,6 +119,9 @@ def _checked(body: dict[str, Any]) -> EmailTemplateIn | SmsTemplateIn:
             code = {"extra_forbidden": "unknown_field", "missing": "required"}.get(e["type"], "invalid")
             problems.append({"path": "/" + "/".join(str(x) for x in loc), "code": code, "message": e["msg"]})
         raise Unprocessable("invalid_template", f"the template has {len(problems)} problem(s)", problems) from None
+    # Jinja2 loads only when a template is checked, not with the app.
+    from chalicelib.channels.templates import check_template
+
     problems = [
         {"path": f"/{name}", "code": "template_syntax", "message": problem}
         for name, value in _content(parsed).items()

@@ -19,8 +19,6 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Any, Literal
 
-import phonenumbers
-from email_validator import EmailNotValidError, validate_email
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 FieldType = Literal["text", "number", "date", "boolean", "choice"]
@@ -183,6 +181,9 @@ def _message(pydantic_type: str, message: str) -> str:
 
 
 def normalise_email(raw: str, path: str = "/email") -> str:
+    # Imported when first needed: both libraries load large tables, which the app's cold start skips.
+    from email_validator import EmailNotValidError, validate_email
+
     try:
         # SES needs an ASCII local part; international domains are converted to their ASCII form.
         checked = validate_email(raw.strip(), check_deliverability=False, allow_smtputf8=False)
@@ -192,6 +193,8 @@ def normalise_email(raw: str, path: str = "/email") -> str:
 
 
 def normalise_phone(raw: str, region: str, path: str = "/phone") -> str:
+    import phonenumbers
+
     try:
         number = phonenumbers.parse(raw, region)
     except phonenumbers.NumberParseException as exc:

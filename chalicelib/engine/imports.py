@@ -22,6 +22,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from chalicelib.contacts.files import CHUNK_BYTES, CHUNK_ROWS, FORMATS, MAX_ROWS
 from chalicelib.contacts.input import CHANNELS, ContactWrite, FieldDefinition, InputError, Problem, check_contact
 from chalicelib.contacts.model import STANDARD_FIELDS
 from chalicelib.engine.errors import ApiError, NotFound, PayloadTooLarge, Unprocessable
@@ -31,18 +32,7 @@ from chalicelib.storage.contacts import DuplicateContact
 from chalicelib.storage.imports import DONE, MAX_ERRORS, RECEIVING
 from chalicelib.storage.models import ImportModel
 
-# The largest upload: below API Gateway's 10 MB and Lambda's 6 MB synchronous payload, with room for
-# the rest of the event.
-MAX_BODY = 5 * 1024 * 1024
-# The most rows one upload may hold: checking a row takes a few hundred microseconds, and reading and
-# queuing a whole file must end well within API Gateway's 29 s.
-MAX_ROWS = 25_000
-# Rows per queued chunk, and a chunk's largest size (an SQS message holds 256 KiB).
-CHUNK_ROWS = 100
-CHUNK_BYTES = 200_000
 CHUNK = "import_chunk"
-
-FORMATS = {"text/csv": "csv", "application/x-ndjson": "jsonl", "application/jsonl": "jsonl"}
 _ID = re.compile(r"^imp_[0-9a-f]{32}$")
 _CONSENT_COLUMN = re.compile(r"^consent_(email|sms)(?:_(source|at))?$")
 _SET_COLUMNS = ("tags", "lists")

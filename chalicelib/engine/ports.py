@@ -8,20 +8,23 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-from chalicelib.channels.outcome import SendOutcome
-from chalicelib.channels.tokens import LinkSigner
-from chalicelib.config import Settings
-from chalicelib.storage.catalog import Catalog, FieldDefinitions
-from chalicelib.storage.contacts import Contacts
-from chalicelib.storage.crm import CrmObjects
-from chalicelib.storage.imports import Imports
-from chalicelib.storage.keys import ApiKeys
-from chalicelib.storage.models import SegmentModel, TemplateModel
-from chalicelib.storage.repos import Claims, Flows, Forms, Participants, Waits
-from chalicelib.storage.segment_index import SegmentIndex
-from chalicelib.storage.timeline import Timeline
+if TYPE_CHECKING:
+    # Types only: importing the adapters (botocore, PynamoDB) here would make every module that
+    # names the Runtime pay for them at import, and with it the app's cold start.
+    from chalicelib.channels.outcome import SendOutcome
+    from chalicelib.channels.tokens import LinkSigner
+    from chalicelib.config import Settings
+    from chalicelib.storage.catalog import Catalog, FieldDefinitions
+    from chalicelib.storage.contacts import Contacts
+    from chalicelib.storage.crm import CrmObjects
+    from chalicelib.storage.imports import Imports
+    from chalicelib.storage.keys import ApiKeys
+    from chalicelib.storage.models import SegmentModel, TemplateModel
+    from chalicelib.storage.repos import Claims, Flows, Forms, Participants, Waits
+    from chalicelib.storage.segment_index import SegmentIndex
+    from chalicelib.storage.timeline import Timeline
 
 
 class EmailSender(Protocol):

@@ -21,7 +21,7 @@ address has been used again since) a late record therefore writes nothing.
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any, Literal, get_args
+from typing import Any
 
 from pynamodb.expressions.condition import Condition
 
@@ -30,35 +30,6 @@ from chalicelib.engine.ports import Runtime
 from chalicelib.logs import logger
 from chalicelib.storage.models import ContactModel, CrmObjectModel, ParticipantModel
 from chalicelib.storage.timeline import Entry
-
-TimelineKind = Literal[
-    "contact_created",
-    "field_changed",
-    "tag_added",
-    "tag_removed",
-    "list_added",
-    "list_removed",
-    "consent_changed",
-    "unsubscribed",
-    "resubscribed",
-    "form_submitted",
-    "flow_entered",
-    "flow_left",
-    "message_sent",
-    "message_skipped",
-    "waiting",
-    "branch",
-    "flow_step",
-    "opened",
-    "clicked",
-    "activity_created",
-    "activity_changed",
-    "sale_created",
-    "sale_changed",
-    "request_created",
-    "request_changed",
-]
-KINDS: tuple[str, ...] = get_args(TimelineKind)
 
 # Trace events of a participant, as timeline kinds; any other event is a `flow_step`.
 _TRACE_KINDS = {

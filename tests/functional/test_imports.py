@@ -12,8 +12,9 @@ from hypothesis import strategies as st
 
 from chalicelib import handlers
 from chalicelib.bootstrap import runtime
+from chalicelib.contacts.files import CHUNK_ROWS, MAX_BODY, MAX_ROWS
 from chalicelib.contacts.input import check_contact
-from chalicelib.engine.imports import CHUNK_ROWS, MAX_BODY, MAX_ROWS, Chunker, import_id_for
+from chalicelib.engine.imports import Chunker, import_id_for
 from chalicelib.local.pumps import drain
 from tests.functional.conftest import Stack
 
