@@ -7,15 +7,30 @@ SQS redelivers only that one (and moves it to the dead-letter queue after the re
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from functools import cache
-from typing import Any
-
-from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
-from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import DynamoDBRecord
-from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+from typing import TYPE_CHECKING, Any
 
 from chalicelib.bootstrap import runtime
 from chalicelib.logs import logger
+
+if TYPE_CHECKING:
+    from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import DynamoDBRecord
+    from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+
+
+def _batch(
+    event: dict[str, Any], context: Any, handle: Callable[[Any], None], *, stream: bool = False
+) -> dict[str, Any]:
+    """Each record on its own, failures reported per record (partial batch response)."""
+    # Imported on the first batch: Powertools' batch module (with asyncio) would add a third to the
+    # app's import time, and the API functions never need it.
+    from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+
+    kind = EventType.DynamoDBStreams if stream else EventType.SQS
+    return dict(
+        process_partial_response(event=event, record_handler=handle, processor=BatchProcessor(kind), context=context)
+    )
 
 
 @cache
@@ -64,29 +79,17 @@ def _enroll_record(record: SQSRecord) -> None:
 
 def steps(event: dict[str, Any], context: Any) -> dict[str, Any]:
     with logger.append_context_keys(queue="steps"):
-        return dict(
-            process_partial_response(
-                event=event, record_handler=_step_record, processor=BatchProcessor(EventType.SQS), context=context
-            )
-        )
+        return _batch(event, context, _step_record)
 
 
 def enrollments(event: dict[str, Any], context: Any) -> dict[str, Any]:
     with logger.append_context_keys(queue="enrollments"):
-        return dict(
-            process_partial_response(
-                event=event, record_handler=_enroll_record, processor=BatchProcessor(EventType.SQS), context=context
-            )
-        )
+        return _batch(event, context, _enroll_record)
 
 
 def imports(event: dict[str, Any], context: Any) -> dict[str, Any]:
     with logger.append_context_keys(queue="imports"):
-        return dict(
-            process_partial_response(
-                event=event, record_handler=_import_record, processor=BatchProcessor(EventType.SQS), context=context
-            )
-        )
+        return _batch(event, context, _import_record)
 
 
 def ses_events(event: dict[str, Any], context: Any) -> list[str]:
@@ -104,11 +107,4 @@ def ses_events(event: dict[str, Any], context: Any) -> list[str]:
 def changes(event: dict[str, Any], context: Any) -> dict[str, Any]:
     """DynamoDB stream records of contacts, CRM objects and participants (see `engine.changes`)."""
     with logger.append_context_keys(stream="changes"):
-        return dict(
-            process_partial_response(
-                event=event,
-                record_handler=_change_record,
-                processor=BatchProcessor(EventType.DynamoDBStreams),
-                context=context,
-            )
-        )
+        return _batch(event, context, _change_record, stream=True)

@@ -24,6 +24,12 @@ from chalicelib.contacts.input import (
 from chalicelib.engine.errors import BadRequest
 from chalicelib.storage.paging import InvalidCursor
 
+
+class _Lazy(BaseModel):
+    # Built on first use, not at import: the app's cold start skips schemas a request never needs.
+    model_config = ConfigDict(defer_build=True)
+
+
 bp = Blueprint(__name__)
 TAG = "contacts"
 CONFLICT = ((409, "another contact has this email address or external id"),)
@@ -32,8 +38,8 @@ CONFLICT = ((409, "another contact has this email address or external id"),)
 # --- what the routes answer (the shape of `engine.contacts.contact_view` and `field_view`) ----------------
 
 
-class _Out(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class _Out(_Lazy):
+    model_config = ConfigDict(defer_build=True, extra="forbid")
 
 
 class ConsentRecord(_Out):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from chalice import Blueprint, Response
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from chalicelib.api.authorizer import api_key
 from chalicelib.api.http import page_params, paged
@@ -13,11 +13,17 @@ from chalicelib.api.registry import Param, operation
 from chalicelib.bootstrap import runtime
 from chalicelib.contacts.files import FORMATS, MAX_BODY, MAX_ROWS
 
+
+class _Lazy(BaseModel):
+    # Built on first use, not at import: the app's cold start skips schemas a request never needs.
+    model_config = ConfigDict(defer_build=True)
+
+
 bp = Blueprint(__name__)
 TAG = "imports"
 
 
-class RowError(BaseModel):
+class RowError(_Lazy):
     row: int = Field(description="The data row, from 1 (the CSV header and blank lines are not counted).")
     line: int = Field(description="The line of the file the row starts on, from 1.")
     path: str = Field(description="Where in the row's contact the problem is, as in the errors of `PUT /contacts`.")
@@ -26,7 +32,7 @@ class RowError(BaseModel):
     column: str | None = Field(default=None, description="The CSV column of the problem, when there is one.")
 
 
-class ImportSummary(BaseModel):
+class ImportSummary(_Lazy):
     import_id: str = Field(description="Derived from the file's bytes and format: the same file, the same import.")
     format: Literal["csv", "jsonl"]
     status: Literal["receiving", "queued", "running", "done"] = Field(
@@ -52,7 +58,7 @@ class ImportView(ImportSummary):
     errors: list[RowError]
 
 
-class ImportPage(BaseModel):
+class ImportPage(_Lazy):
     imports: list[ImportSummary]
     next_cursor: str | None
 

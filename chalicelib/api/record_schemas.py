@@ -8,17 +8,23 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from chalicelib.api.contacts import Contact, ContactConsent
 from chalicelib.api.schemas import TraceEntry
 from chalicelib.contacts.crm import ActivityType, Priority, RequestStatus, SaleStatus
 from chalicelib.contacts.timeline_kinds import TimelineKind
 
+
+class _Lazy(BaseModel):
+    # Built on first use, not at import: the app's cold start skips schemas a request never needs.
+    model_config = ConfigDict(defer_build=True)
+
+
 CURSOR = Field(description="Pass as `cursor` for the next page; null on the last page.")
 
 
-class _CrmObject(BaseModel):
+class _CrmObject(_Lazy):
     object_id: str = Field(description="Starts with `act_`, `sale_` or `req_`, then the time it was made.")
     contact_id: str
     owner_email: str | None
@@ -59,22 +65,22 @@ class ServiceRequest(_CrmObject):
     description: str | None
 
 
-class ActivityPage(BaseModel):
+class ActivityPage(_Lazy):
     activities: list[Activity]
     next_cursor: str | None = CURSOR
 
 
-class SalePage(BaseModel):
+class SalePage(_Lazy):
     sales: list[Sale]
     next_cursor: str | None = CURSOR
 
 
-class ServiceRequestPage(BaseModel):
+class ServiceRequestPage(_Lazy):
     requests: list[ServiceRequest]
     next_cursor: str | None = CURSOR
 
 
-class TimelineItem(BaseModel):
+class TimelineItem(_Lazy):
     id: str = Field(description="Stable: the same event always has the same id.")
     at: dt.datetime
     kind: TimelineKind
@@ -82,12 +88,12 @@ class TimelineItem(BaseModel):
     detail: dict[str, Any] = Field(description="What the line says, as data (fields, old and new values, ids).")
 
 
-class TimelinePage(BaseModel):
+class TimelinePage(_Lazy):
     timeline: list[TimelineItem] = Field(description="Newest first.")
     next_cursor: str | None = CURSOR
 
 
-class ErasureCounts(BaseModel):
+class ErasureCounts(_Lazy):
     contact: int = Field(description="1 when the contact itself was deleted by this request.")
     participants: int = Field(description="Flow entries deleted.")
     executions_stopped: int = Field(description="Running flow executions stopped.")
@@ -96,7 +102,7 @@ class ErasureCounts(BaseModel):
     timeline_items: int
 
 
-class Erasure(BaseModel):
+class Erasure(_Lazy):
     """What an erasure removed. The address is kept only as a one-way hash, so it is not mailed again."""
 
     contact_id: str
@@ -105,7 +111,7 @@ class Erasure(BaseModel):
     removed: ErasureCounts
 
 
-class FlowParticipation(BaseModel):
+class FlowParticipation(_Lazy):
     flow_id: str
     flow_name: str | None
     participant_id: str
@@ -121,7 +127,7 @@ class FlowParticipation(BaseModel):
     trace: list[TraceEntry]
 
 
-class ParkedWait(BaseModel):
+class ParkedWait(_Lazy):
     event: str
     target: str
     flow_id: str
@@ -129,7 +135,7 @@ class ParkedWait(BaseModel):
     parked_at: dt.datetime
 
 
-class ContactExport(BaseModel):
+class ContactExport(_Lazy):
     """Everything stored about a contact."""
 
     contact_id: str

@@ -20,10 +20,16 @@ from chalicelib.api.contacts import Contact as Contact
 from chalicelib.api.contacts import ContactPage as ContactPage
 from chalicelib.flows.model import Flow as _FlowModel
 
+
+class _Lazy(BaseModel):
+    # Built on first use, not at import: the app's cold start skips schemas a request never needs.
+    model_config = ConfigDict(defer_build=True)
+
+
 # --- shared -----------------------------------------------------------------------------------------
 
 
-class ErrorBody(BaseModel):
+class ErrorBody(_Lazy):
     code: str = Field(description="A stable, machine-readable code, e.g. `invalid_contact`.")
     message: str = Field(description="What went wrong, for a person.")
     details: list[Any] = Field(
@@ -31,26 +37,26 @@ class ErrorBody(BaseModel):
     )
 
 
-class Error(BaseModel):
+class Error(_Lazy):
     """Every error answer (4xx) of the API."""
 
     error: ErrorBody
 
 
-class Health(BaseModel):
+class Health(_Lazy):
     status: Literal["ok"]
 
 
-class JsonSchema(BaseModel):
+class JsonSchema(_Lazy):
     """A JSON Schema (draft 2020-12) document."""
 
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(defer_build=True, extra="allow")
 
 
-class OpenApiDocument(BaseModel):
+class OpenApiDocument(_Lazy):
     """This API's OpenAPI 3.1 description."""
 
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(defer_build=True, extra="allow")
 
     openapi: str
     info: dict[str, Any]
@@ -64,7 +70,7 @@ class FlowDocument(_FlowModel):
     """A flow document: trigger, entry filter, re-entry rule, goals and steps (see docs/flows.md)."""
 
 
-class FlowIssue(BaseModel):
+class FlowIssue(_Lazy):
     path: str = Field(description="JSON pointer into the flow document.")
     code: str
     message: str
@@ -74,7 +80,7 @@ class FlowIssue(BaseModel):
 FlowStatus = Literal["draft", "active", "paused", "ended"]
 
 
-class Flow(BaseModel):
+class Flow(_Lazy):
     id: str
     name: str
     status: FlowStatus
@@ -88,26 +94,26 @@ class Flow(BaseModel):
     participants_stopped: int = Field(0, description="After ending a flow: how many participants it stopped.")
 
 
-class FlowList(BaseModel):
+class FlowList(_Lazy):
     flows: list[Flow]
     next_cursor: str | None = Field(description="Pass as `cursor` for the next page; null on the last page.")
 
 
-class FlowVersion(BaseModel):
+class FlowVersion(_Lazy):
     version: int
     published_at: dt.datetime
     state_machine_arn: str
     document: dict[str, Any]
 
 
-class VersionList(BaseModel):
+class VersionList(_Lazy):
     versions: list[FlowVersion]
 
 
 ParticipantStatus = Literal["starting", "active", "waiting", "completed", "exited", "failed"]
 
 
-class ParticipantSummary(BaseModel):
+class ParticipantSummary(_Lazy):
     participant_id: str = Field(description="`<contact_id>.<entry>`")
     contact_id: str
     entry: int = Field(description="1 for the contact's first entry into this flow, 2 for the next, …")
@@ -121,7 +127,7 @@ class ParticipantSummary(BaseModel):
     engagement: list[str] = Field(description="`opened:<step>`, `clicked:<step>`, …")
 
 
-class TraceEntry(BaseModel):
+class TraceEntry(_Lazy):
     at: dt.datetime
     step: str | None
     event: str
@@ -135,15 +141,15 @@ class Participant(ParticipantSummary):
     execution_arn: str | None
 
 
-class ParticipantList(BaseModel):
+class ParticipantList(_Lazy):
     participants: list[ParticipantSummary]
     next_cursor: str | None = Field(description="Pass as `cursor` for the next page; null on the last page.")
 
 
-class EnrollmentRequest(BaseModel):
+class EnrollmentRequest(_Lazy):
     """Contacts to enroll, by id and/or email; at most 100 in all."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(defer_build=True, extra="forbid")
 
     contact_ids: list[str] = Field(default_factory=list, max_length=100)
     emails: list[str] = Field(default_factory=list, max_length=100)
@@ -154,7 +160,7 @@ EnrollmentOutcome = Literal[
 ]
 
 
-class EnrollmentResult(BaseModel):
+class EnrollmentResult(_Lazy):
     """One contact's outcome; it carries the `contact_id` or the `email` it was asked for."""
 
     contact_id: Any = Field(None, description="The contact id as given.")
@@ -164,7 +170,7 @@ class EnrollmentResult(BaseModel):
     detail: str
 
 
-class EnrollmentResults(BaseModel):
+class EnrollmentResults(_Lazy):
     results: list[EnrollmentResult]
 
 
@@ -173,8 +179,8 @@ class EnrollmentResults(BaseModel):
 FormKey = Field(pattern=r"^[A-Za-z0-9_-]{1,64}$", description="1-64 letters, digits, `-` or `_`.")
 
 
-class FormRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class FormRequest(_Lazy):
+    model_config = ConfigDict(defer_build=True, extra="forbid")
 
     key: str = FormKey
     name: str | None = Field(None, min_length=1, max_length=200, description="Defaults to the key.")
@@ -183,44 +189,46 @@ class FormRequest(BaseModel):
     )
 
 
-class FormChange(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class FormChange(_Lazy):
+    model_config = ConfigDict(defer_build=True, extra="forbid")
 
     name: str = Field(min_length=1, max_length=200)
     owner_email: str | None = Field(None, max_length=254, description="Null or absent: no owner.")
 
 
-class Form(BaseModel):
+class Form(_Lazy):
     key: str
     name: str
     owner_email: str | None
     submit_url: str = Field(description="Where websites post submissions, relative to the API.")
 
 
-class FormList(BaseModel):
+class FormList(_Lazy):
     forms: list[Form]
     next_cursor: str | None = Field(description="Pass as `cursor` for the next page; null on the last page.")
 
 
-class FormSubmission(BaseModel):
+class FormSubmission(_Lazy):
     """The visitor's answers. `email` is required; other text fields are stored on the contact (custom
     fields by their definitions); `_hp` is the honeypot that bots fill."""
 
     model_config = ConfigDict(
-        extra="allow", json_schema_extra={"additionalProperties": {"type": ["string", "number", "boolean"]}}
+        defer_build=True,
+        extra="allow",
+        json_schema_extra={"additionalProperties": {"type": ["string", "number", "boolean"]}},
     )
 
     email: str
 
 
-class SubmissionResult(BaseModel):
+class SubmissionResult(_Lazy):
     contact_id: str | None = Field(description="Null when the submission was dropped as spam.")
     created: bool
     flows: list[str] = Field(description="The active flows this form triggers.")
     already_enrolled: list[str] = Field(description="Those of `flows` the contact is in already.")
 
 
-class Unsubscribed(BaseModel):
+class Unsubscribed(_Lazy):
     contact_id: str
     channel: Literal["email", "sms"]
     unsubscribed: Literal[True]
@@ -229,14 +237,14 @@ class Unsubscribed(BaseModel):
 # --- API keys -----------------------------------------------------------------------------------------
 
 
-class KeyRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class KeyRequest(_Lazy):
+    model_config = ConfigDict(defer_build=True, extra="forbid")
 
     name: str = Field(min_length=1, max_length=128, description="Who or what uses the key.")
     role: Role
 
 
-class Key(BaseModel):
+class Key(_Lazy):
     key_id: str
     name: str
     role: Role
@@ -248,5 +256,5 @@ class NewKey(Key):
     key: str = Field(description="The key for `Authorization: Bearer …`. Shown this once; only a hash is kept.")
 
 
-class KeyList(BaseModel):
+class KeyList(_Lazy):
     keys: list[Key]

@@ -11,13 +11,19 @@ import datetime as dt
 from typing import Any, Literal
 
 from chalice import Blueprint, Response
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from chalicelib.api.authorizer import api_key
 from chalicelib.api.http import json_object, page_params, paged
 from chalicelib.api.registry import Param, operation
 from chalicelib.bootstrap import runtime
 from chalicelib.contacts.segments import SegmentDefinition
+
+
+class _Lazy(BaseModel):
+    # Built on first use, not at import: the app's cold start skips schemas a request never needs.
+    model_config = ConfigDict(defer_build=True)
+
 
 bp = Blueprint(__name__)
 TAG = "segments"
@@ -30,7 +36,7 @@ PAGE = (
 ServedBy = Literal["index", "scan"]
 
 
-class Segment(BaseModel):
+class Segment(_Lazy):
     segment_id: str = Field(description="`sg_` and 16 hex digits.")
     name: str
     condition: dict[str, Any] = Field(description="The condition as stored (defaults filled in).")
@@ -39,12 +45,12 @@ class Segment(BaseModel):
     updated_at: dt.datetime
 
 
-class SegmentList(BaseModel):
+class SegmentList(_Lazy):
     segments: list[Segment]
     next_cursor: str | None = Field(description="Pass as `cursor` for the next page; null on the last page.")
 
 
-class SegmentCount(BaseModel):
+class SegmentCount(_Lazy):
     segment_id: str
     count: int = Field(ge=0, description="Contacts in the segment.")
     served_by: ServedBy

@@ -21,6 +21,12 @@ from chalicelib.api.registry import Param, operation
 from chalicelib.bootstrap import runtime
 from chalicelib.engine.errors import Conflict, NotFound, Unprocessable
 
+
+class _Lazy(BaseModel):
+    # Built on first use, not at import: the app's cold start skips schemas a request never needs.
+    model_config = ConfigDict(defer_build=True)
+
+
 if TYPE_CHECKING:
     from chalicelib.storage.models import TemplateModel
 
@@ -35,8 +41,8 @@ _EmailText = Field(None, max_length=200_000, description="Jinja template of the 
 _SmsText = Field(min_length=1, max_length=1600, description="Jinja template of the SMS text.")
 
 
-class EmailTemplateIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class EmailTemplateIn(_Lazy):
+    model_config = ConfigDict(defer_build=True, extra="forbid")
 
     channel: Literal["email"]
     name: str = _Name
@@ -45,8 +51,8 @@ class EmailTemplateIn(BaseModel):
     text: str | None = _EmailText
 
 
-class SmsTemplateIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class SmsTemplateIn(_Lazy):
+    model_config = ConfigDict(defer_build=True, extra="forbid")
 
     channel: Literal["sms"]
     name: str = _Name
@@ -57,7 +63,7 @@ class TemplateRequest(RootModel[Annotated[EmailTemplateIn | SmsTemplateIn, Field
     """A template as written by an editor; `channel` says which parts it has."""
 
 
-class EmailTemplate(BaseModel):
+class EmailTemplate(_Lazy):
     id: str
     channel: Literal["email"]
     name: str
@@ -68,7 +74,7 @@ class EmailTemplate(BaseModel):
     updated_at: dt.datetime
 
 
-class SmsTemplate(BaseModel):
+class SmsTemplate(_Lazy):
     id: str
     channel: Literal["sms"]
     name: str
@@ -81,7 +87,7 @@ class Template(RootModel[Annotated[EmailTemplate | SmsTemplate, Field(discrimina
     """A stored template."""
 
 
-class TemplateList(BaseModel):
+class TemplateList(_Lazy):
     templates: list[Template]
     next_cursor: str | None = Field(description="Pass as `cursor` for the next page; null on the last page.")
 

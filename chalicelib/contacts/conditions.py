@@ -26,7 +26,7 @@ FieldOp = Literal[
 
 
 class _Node(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(defer_build=True, extra="forbid", frozen=True)
 
 
 class AllOf(_Node):
@@ -76,10 +76,6 @@ Condition = Annotated[
     AllOf | AnyOf | Not | FieldCondition | TagCondition | ListCondition | EngagementCondition | FormSubmittedCondition,
     Field(discriminator="type"),
 ]
-
-AllOf.model_rebuild()
-AnyOf.model_rebuild()
-Not.model_rebuild()
 
 
 def evaluate(cond: Condition, facts: Facts) -> bool:

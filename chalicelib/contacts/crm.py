@@ -20,6 +20,12 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, WithJsonSchem
 
 from chalicelib.contacts.input import InputError, Problem, normalise_email, parse_model
 
+
+class _Lazy(BaseModel):
+    # Built on first use, not at import: the app's cold start skips schemas a request never needs.
+    model_config = ConfigDict(defer_build=True)
+
+
 CrmKind = Literal["activity", "sale", "request"]
 KINDS: tuple[CrmKind, ...] = ("activity", "sale", "request")
 
@@ -97,8 +103,8 @@ RequestStatus = Literal["open", "in_progress", "closed"]
 Priority = Literal["low", "normal", "high", "urgent"]
 
 
-class _Body(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class _Body(_Lazy):
+    model_config = ConfigDict(defer_build=True, extra="forbid")
 
 
 class ActivityIn(_Body):

@@ -21,6 +21,12 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+
+class _Lazy(BaseModel):
+    # Built on first use, not at import: the app's cold start skips schemas a request never needs.
+    model_config = ConfigDict(defer_build=True)
+
+
 FieldType = Literal["text", "number", "date", "boolean", "choice"]
 ConsentStatus = Literal["granted", "denied", "withdrawn"]
 CHANNELS = ("email", "sms")
@@ -57,8 +63,8 @@ class FieldDefinition:
     label: str | None = None
 
 
-class FieldDefinitionIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class FieldDefinitionIn(_Lazy):
+    model_config = ConfigDict(defer_build=True, extra="forbid")
 
     name: str = Field(pattern=_NAME.pattern, description="Lower-case letters, digits and `_`; starts with a letter.")
     type: FieldType
@@ -66,16 +72,16 @@ class FieldDefinitionIn(BaseModel):
     options: list[str] = Field(default_factory=list, max_length=200, description="The choices of a `choice` field.")
 
 
-class Consent(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class Consent(_Lazy):
+    model_config = ConfigDict(defer_build=True, extra="forbid")
 
     status: ConsentStatus
     source: str = Field(min_length=1, max_length=256, description="Where it was given, e.g. `form:newsletter`.")
     at: dt.datetime | None = Field(default=None, description="When; defaults to the time of the request.")
 
 
-class ConsentIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class ConsentIn(_Lazy):
+    model_config = ConfigDict(defer_build=True, extra="forbid")
 
     email: Consent | None = None
     sms: Consent | None = None
@@ -85,10 +91,10 @@ _Text = Field(default=None, max_length=256)
 _Tag = Field(default=None, max_length=100)
 
 
-class ContactIn(BaseModel):
+class ContactIn(_Lazy):
     """A contact as given to `POST`/`PUT /contacts` and (every field optional) `PATCH /contacts/{id}`."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(defer_build=True, extra="forbid")
 
     email: str | None = Field(default=None, max_length=254)
     external_id: str | None = Field(default=None, min_length=1, max_length=128)

@@ -43,10 +43,15 @@ from chalicelib.contacts.input import Problem
 from chalicelib.contacts.model import STANDARD_FIELDS, Contact
 
 
-class SegmentDefinition(BaseModel):
+class _Lazy(BaseModel):
+    # Built on first use, not at import: the app's cold start skips schemas a request never needs.
+    model_config = ConfigDict(defer_build=True)
+
+
+class SegmentDefinition(_Lazy):
     """A saved segment as a marketer writes it: a name and a condition of the flow condition language."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(defer_build=True, extra="forbid")
 
     name: str = Field(min_length=1, max_length=128, description="What marketers call it, e.g. `Dutch leads`.")
     condition: Condition = Field(

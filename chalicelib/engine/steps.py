@@ -49,7 +49,7 @@ from chalicelib.storage.repos import TERMINAL, Claims, Move, to_contact
 
 
 class Ids(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(defer_build=True, extra="ignore")
     flow_id: str
     version: int
     contact_id: str
@@ -59,7 +59,7 @@ class Ids(BaseModel):
 class TaskMessage(BaseModel):
     """The body the compiled state machine puts on the steps queue."""
 
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(defer_build=True, extra="ignore")
     kind: Literal["step", "failure"]
     task_token: str
     ids: Ids

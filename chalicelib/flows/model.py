@@ -15,11 +15,17 @@ from pydantic import BaseModel, ConfigDict, Field, HttpUrl, model_validator
 
 from chalicelib.contacts.conditions import Condition
 
+
+class _Lazy(BaseModel):
+    # Built on first use, not at import: the app's cold start skips schemas a request never needs.
+    model_config = ConfigDict(defer_build=True)
+
+
 StepId = Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{1,40}$", description="Unique within the flow.")]
 
 
-class _Doc(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+class _Doc(_Lazy):
+    model_config = ConfigDict(defer_build=True, extra="forbid", frozen=True)
 
 
 class Duration(_Doc):
