@@ -6,7 +6,7 @@ import datetime as dt
 from typing import Any
 
 from chalice import Blueprint, Response
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
 
 from chalicelib.api.authorizer import api_key
 from chalicelib.api.http import json_object, page_params, paged, query
@@ -22,13 +22,8 @@ from chalicelib.contacts.input import (
     normalise_email,
 )
 from chalicelib.engine.errors import BadRequest
+from chalicelib.schema import Model
 from chalicelib.storage.paging import InvalidCursor
-
-
-class _Lazy(BaseModel):
-    # Built on first use, not at import: the app's cold start skips schemas a request never needs.
-    model_config = ConfigDict(defer_build=True)
-
 
 bp = Blueprint(__name__)
 TAG = "contacts"
@@ -38,7 +33,7 @@ CONFLICT = ((409, "another contact has this email address or external id"),)
 # --- what the routes answer (the shape of `engine.contacts.contact_view` and `field_view`) ----------------
 
 
-class _Out(_Lazy):
+class _Out(Model):
     model_config = ConfigDict(defer_build=True, extra="forbid")
 
 

@@ -5,25 +5,20 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from chalice import Blueprint, Response
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from chalicelib.api.authorizer import api_key
 from chalicelib.api.http import page_params, paged
 from chalicelib.api.registry import Param, operation
 from chalicelib.bootstrap import runtime
 from chalicelib.contacts.files import FORMATS, MAX_BODY, MAX_ROWS
-
-
-class _Lazy(BaseModel):
-    # Built on first use, not at import: the app's cold start skips schemas a request never needs.
-    model_config = ConfigDict(defer_build=True)
-
+from chalicelib.schema import Model
 
 bp = Blueprint(__name__)
 TAG = "imports"
 
 
-class RowError(_Lazy):
+class RowError(Model):
     row: int = Field(description="The data row, from 1 (the CSV header and blank lines are not counted).")
     line: int = Field(description="The line of the file the row starts on, from 1.")
     path: str = Field(description="Where in the row's contact the problem is, as in the errors of `PUT /contacts`.")
@@ -32,7 +27,7 @@ class RowError(_Lazy):
     column: str | None = Field(default=None, description="The CSV column of the problem, when there is one.")
 
 
-class ImportSummary(_Lazy):
+class ImportSummary(Model):
     import_id: str = Field(description="Derived from the file's bytes and format: the same file, the same import.")
     format: Literal["csv", "jsonl"]
     status: Literal["receiving", "queued", "running", "done"] = Field(
@@ -58,7 +53,7 @@ class ImportView(ImportSummary):
     errors: list[RowError]
 
 
-class ImportPage(_Lazy):
+class ImportPage(Model):
     imports: list[ImportSummary]
     next_cursor: str | None
 

@@ -8,23 +8,18 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from chalicelib.api.contacts import Contact, ContactConsent
 from chalicelib.api.schemas import TraceEntry
 from chalicelib.contacts.crm import ActivityType, Priority, RequestStatus, SaleStatus
 from chalicelib.contacts.timeline_kinds import TimelineKind
-
-
-class _Lazy(BaseModel):
-    # Built on first use, not at import: the app's cold start skips schemas a request never needs.
-    model_config = ConfigDict(defer_build=True)
-
+from chalicelib.schema import Model
 
 CURSOR = Field(description="Pass as `cursor` for the next page; null on the last page.")
 
 
-class _CrmObject(_Lazy):
+class _CrmObject(Model):
     object_id: str = Field(description="Starts with `act_`, `sale_` or `req_`, then the time it was made.")
     contact_id: str
     owner_email: str | None
@@ -65,22 +60,22 @@ class ServiceRequest(_CrmObject):
     description: str | None
 
 
-class ActivityPage(_Lazy):
+class ActivityPage(Model):
     activities: list[Activity]
     next_cursor: str | None = CURSOR
 
 
-class SalePage(_Lazy):
+class SalePage(Model):
     sales: list[Sale]
     next_cursor: str | None = CURSOR
 
 
-class ServiceRequestPage(_Lazy):
+class ServiceRequestPage(Model):
     requests: list[ServiceRequest]
     next_cursor: str | None = CURSOR
 
 
-class TimelineItem(_Lazy):
+class TimelineItem(Model):
     id: str = Field(description="Stable: the same event always has the same id.")
     at: dt.datetime
     kind: TimelineKind
@@ -88,12 +83,12 @@ class TimelineItem(_Lazy):
     detail: dict[str, Any] = Field(description="What the line says, as data (fields, old and new values, ids).")
 
 
-class TimelinePage(_Lazy):
+class TimelinePage(Model):
     timeline: list[TimelineItem] = Field(description="Newest first.")
     next_cursor: str | None = CURSOR
 
 
-class ErasureCounts(_Lazy):
+class ErasureCounts(Model):
     contact: int = Field(description="1 when the contact itself was deleted by this request.")
     participants: int = Field(description="Flow entries deleted.")
     executions_stopped: int = Field(description="Running flow executions stopped.")
@@ -102,7 +97,7 @@ class ErasureCounts(_Lazy):
     timeline_items: int
 
 
-class Erasure(_Lazy):
+class Erasure(Model):
     """What an erasure removed. The address is kept only as a one-way hash, so it is not mailed again."""
 
     contact_id: str
@@ -111,7 +106,7 @@ class Erasure(_Lazy):
     removed: ErasureCounts
 
 
-class FlowParticipation(_Lazy):
+class FlowParticipation(Model):
     flow_id: str
     flow_name: str | None
     participant_id: str
@@ -127,7 +122,7 @@ class FlowParticipation(_Lazy):
     trace: list[TraceEntry]
 
 
-class ParkedWait(_Lazy):
+class ParkedWait(Model):
     event: str
     target: str
     flow_id: str
@@ -135,7 +130,7 @@ class ParkedWait(_Lazy):
     parked_at: dt.datetime
 
 
-class ContactExport(_Lazy):
+class ContactExport(Model):
     """Everything stored about a contact."""
 
     contact_id: str

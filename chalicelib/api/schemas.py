@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
 
 from chalicelib.access import Role
 
@@ -19,17 +19,12 @@ from chalicelib.access import Role
 from chalicelib.api.contacts import Contact as Contact
 from chalicelib.api.contacts import ContactPage as ContactPage
 from chalicelib.flows.model import Flow as _FlowModel
-
-
-class _Lazy(BaseModel):
-    # Built on first use, not at import: the app's cold start skips schemas a request never needs.
-    model_config = ConfigDict(defer_build=True)
-
+from chalicelib.schema import Model
 
 # --- shared -----------------------------------------------------------------------------------------
 
 
-class ErrorBody(_Lazy):
+class ErrorBody(Model):
     code: str = Field(description="A stable, machine-readable code, e.g. `invalid_contact`.")
     message: str = Field(description="What went wrong, for a person.")
     details: list[Any] = Field(
@@ -37,23 +32,23 @@ class ErrorBody(_Lazy):
     )
 
 
-class Error(_Lazy):
+class Error(Model):
     """Every error answer (4xx) of the API."""
 
     error: ErrorBody
 
 
-class Health(_Lazy):
+class Health(Model):
     status: Literal["ok"]
 
 
-class JsonSchema(_Lazy):
+class JsonSchema(Model):
     """A JSON Schema (draft 2020-12) document."""
 
     model_config = ConfigDict(defer_build=True, extra="allow")
 
 
-class OpenApiDocument(_Lazy):
+class OpenApiDocument(Model):
     """This API's OpenAPI 3.1 description."""
 
     model_config = ConfigDict(defer_build=True, extra="allow")
@@ -70,7 +65,7 @@ class FlowDocument(_FlowModel):
     """A flow document: trigger, entry filter, re-entry rule, goals and steps (see docs/flows.md)."""
 
 
-class FlowIssue(_Lazy):
+class FlowIssue(Model):
     path: str = Field(description="JSON pointer into the flow document.")
     code: str
     message: str
@@ -80,7 +75,7 @@ class FlowIssue(_Lazy):
 FlowStatus = Literal["draft", "active", "paused", "ended"]
 
 
-class Flow(_Lazy):
+class Flow(Model):
     id: str
     name: str
     status: FlowStatus
@@ -94,26 +89,26 @@ class Flow(_Lazy):
     participants_stopped: int = Field(0, description="After ending a flow: how many participants it stopped.")
 
 
-class FlowList(_Lazy):
+class FlowList(Model):
     flows: list[Flow]
     next_cursor: str | None = Field(description="Pass as `cursor` for the next page; null on the last page.")
 
 
-class FlowVersion(_Lazy):
+class FlowVersion(Model):
     version: int
     published_at: dt.datetime
     state_machine_arn: str
     document: dict[str, Any]
 
 
-class VersionList(_Lazy):
+class VersionList(Model):
     versions: list[FlowVersion]
 
 
 ParticipantStatus = Literal["starting", "active", "waiting", "completed", "exited", "failed"]
 
 
-class ParticipantSummary(_Lazy):
+class ParticipantSummary(Model):
     participant_id: str = Field(description="`<contact_id>.<entry>`")
     contact_id: str
     entry: int = Field(description="1 for the contact's first entry into this flow, 2 for the next, …")
@@ -127,7 +122,7 @@ class ParticipantSummary(_Lazy):
     engagement: list[str] = Field(description="`opened:<step>`, `clicked:<step>`, …")
 
 
-class TraceEntry(_Lazy):
+class TraceEntry(Model):
     at: dt.datetime
     step: str | None
     event: str
@@ -141,12 +136,12 @@ class Participant(ParticipantSummary):
     execution_arn: str | None
 
 
-class ParticipantList(_Lazy):
+class ParticipantList(Model):
     participants: list[ParticipantSummary]
     next_cursor: str | None = Field(description="Pass as `cursor` for the next page; null on the last page.")
 
 
-class EnrollmentRequest(_Lazy):
+class EnrollmentRequest(Model):
     """Contacts to enroll, by id and/or email; at most 100 in all."""
 
     model_config = ConfigDict(defer_build=True, extra="forbid")
@@ -160,7 +155,7 @@ EnrollmentOutcome = Literal[
 ]
 
 
-class EnrollmentResult(_Lazy):
+class EnrollmentResult(Model):
     """One contact's outcome; it carries the `contact_id` or the `email` it was asked for."""
 
     contact_id: Any = Field(None, description="The contact id as given.")
@@ -170,7 +165,7 @@ class EnrollmentResult(_Lazy):
     detail: str
 
 
-class EnrollmentResults(_Lazy):
+class EnrollmentResults(Model):
     results: list[EnrollmentResult]
 
 
@@ -179,7 +174,7 @@ class EnrollmentResults(_Lazy):
 FormKey = Field(pattern=r"^[A-Za-z0-9_-]{1,64}$", description="1-64 letters, digits, `-` or `_`.")
 
 
-class FormRequest(_Lazy):
+class FormRequest(Model):
     model_config = ConfigDict(defer_build=True, extra="forbid")
 
     key: str = FormKey
@@ -189,26 +184,26 @@ class FormRequest(_Lazy):
     )
 
 
-class FormChange(_Lazy):
+class FormChange(Model):
     model_config = ConfigDict(defer_build=True, extra="forbid")
 
     name: str = Field(min_length=1, max_length=200)
     owner_email: str | None = Field(None, max_length=254, description="Null or absent: no owner.")
 
 
-class Form(_Lazy):
+class Form(Model):
     key: str
     name: str
     owner_email: str | None
     submit_url: str = Field(description="Where websites post submissions, relative to the API.")
 
 
-class FormList(_Lazy):
+class FormList(Model):
     forms: list[Form]
     next_cursor: str | None = Field(description="Pass as `cursor` for the next page; null on the last page.")
 
 
-class FormSubmission(_Lazy):
+class FormSubmission(Model):
     """The visitor's answers. `email` is required; other text fields are stored on the contact (custom
     fields by their definitions); `_hp` is the honeypot that bots fill."""
 
@@ -221,14 +216,14 @@ class FormSubmission(_Lazy):
     email: str
 
 
-class SubmissionResult(_Lazy):
+class SubmissionResult(Model):
     contact_id: str | None = Field(description="Null when the submission was dropped as spam.")
     created: bool
     flows: list[str] = Field(description="The active flows this form triggers.")
     already_enrolled: list[str] = Field(description="Those of `flows` the contact is in already.")
 
 
-class Unsubscribed(_Lazy):
+class Unsubscribed(Model):
     contact_id: str
     channel: Literal["email", "sms"]
     unsubscribed: Literal[True]
@@ -237,14 +232,14 @@ class Unsubscribed(_Lazy):
 # --- API keys -----------------------------------------------------------------------------------------
 
 
-class KeyRequest(_Lazy):
+class KeyRequest(Model):
     model_config = ConfigDict(defer_build=True, extra="forbid")
 
     name: str = Field(min_length=1, max_length=128, description="Who or what uses the key.")
     role: Role
 
 
-class Key(_Lazy):
+class Key(Model):
     key_id: str
     name: str
     role: Role
@@ -256,5 +251,5 @@ class NewKey(Key):
     key: str = Field(description="The key for `Authorization: Bearer …`. Shown this once; only a hash is kept.")
 
 
-class KeyList(_Lazy):
+class KeyList(Model):
     keys: list[Key]

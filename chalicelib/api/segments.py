@@ -11,19 +11,14 @@ import datetime as dt
 from typing import Any, Literal
 
 from chalice import Blueprint, Response
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from chalicelib.api.authorizer import api_key
 from chalicelib.api.http import json_object, page_params, paged
 from chalicelib.api.registry import Param, operation
 from chalicelib.bootstrap import runtime
 from chalicelib.contacts.segments import SegmentDefinition
-
-
-class _Lazy(BaseModel):
-    # Built on first use, not at import: the app's cold start skips schemas a request never needs.
-    model_config = ConfigDict(defer_build=True)
-
+from chalicelib.schema import Model
 
 bp = Blueprint(__name__)
 TAG = "segments"
@@ -36,7 +31,7 @@ PAGE = (
 ServedBy = Literal["index", "scan"]
 
 
-class Segment(_Lazy):
+class Segment(Model):
     segment_id: str = Field(description="`sg_` and 16 hex digits.")
     name: str
     condition: dict[str, Any] = Field(description="The condition as stored (defaults filled in).")
@@ -45,12 +40,12 @@ class Segment(_Lazy):
     updated_at: dt.datetime
 
 
-class SegmentList(_Lazy):
+class SegmentList(Model):
     segments: list[Segment]
     next_cursor: str | None = Field(description="Pass as `cursor` for the next page; null on the last page.")
 
 
-class SegmentCount(_Lazy):
+class SegmentCount(Model):
     segment_id: str
     count: int = Field(ge=0, description="Contacts in the segment.")
     served_by: ServedBy

@@ -13,19 +13,14 @@ import uuid
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from chalice import Blueprint, Response
-from pydantic import BaseModel, ConfigDict, Field, RootModel, ValidationError
+from pydantic import ConfigDict, Field, RootModel, ValidationError
 
 from chalicelib.api.authorizer import api_key
 from chalicelib.api.http import json_object, page_params, paged
 from chalicelib.api.registry import Param, operation
 from chalicelib.bootstrap import runtime
 from chalicelib.engine.errors import Conflict, NotFound, Unprocessable
-
-
-class _Lazy(BaseModel):
-    # Built on first use, not at import: the app's cold start skips schemas a request never needs.
-    model_config = ConfigDict(defer_build=True)
-
+from chalicelib.schema import Model
 
 if TYPE_CHECKING:
     from chalicelib.storage.models import TemplateModel
@@ -41,7 +36,7 @@ _EmailText = Field(None, max_length=200_000, description="Jinja template of the 
 _SmsText = Field(min_length=1, max_length=1600, description="Jinja template of the SMS text.")
 
 
-class EmailTemplateIn(_Lazy):
+class EmailTemplateIn(Model):
     model_config = ConfigDict(defer_build=True, extra="forbid")
 
     channel: Literal["email"]
@@ -51,7 +46,7 @@ class EmailTemplateIn(_Lazy):
     text: str | None = _EmailText
 
 
-class SmsTemplateIn(_Lazy):
+class SmsTemplateIn(Model):
     model_config = ConfigDict(defer_build=True, extra="forbid")
 
     channel: Literal["sms"]
@@ -63,7 +58,7 @@ class TemplateRequest(RootModel[Annotated[EmailTemplateIn | SmsTemplateIn, Field
     """A template as written by an editor; `channel` says which parts it has."""
 
 
-class EmailTemplate(_Lazy):
+class EmailTemplate(Model):
     id: str
     channel: Literal["email"]
     name: str
@@ -74,7 +69,7 @@ class EmailTemplate(_Lazy):
     updated_at: dt.datetime
 
 
-class SmsTemplate(_Lazy):
+class SmsTemplate(Model):
     id: str
     channel: Literal["sms"]
     name: str
@@ -87,7 +82,7 @@ class Template(RootModel[Annotated[EmailTemplate | SmsTemplate, Field(discrimina
     """A stored template."""
 
 
-class TemplateList(_Lazy):
+class TemplateList(Model):
     templates: list[Template]
     next_cursor: str | None = Field(description="Pass as `cursor` for the next page; null on the last page.")
 

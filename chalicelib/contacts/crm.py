@@ -19,12 +19,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, WithJsonSchema
 
 from chalicelib.contacts.input import InputError, Problem, normalise_email, parse_model
-
-
-class _Lazy(BaseModel):
-    # Built on first use, not at import: the app's cold start skips schemas a request never needs.
-    model_config = ConfigDict(defer_build=True)
-
+from chalicelib.schema import Model
 
 CrmKind = Literal["activity", "sale", "request"]
 KINDS: tuple[CrmKind, ...] = ("activity", "sale", "request")
@@ -103,7 +98,7 @@ RequestStatus = Literal["open", "in_progress", "closed"]
 Priority = Literal["low", "normal", "high", "urgent"]
 
 
-class _Body(_Lazy):
+class _Body(Model):
     model_config = ConfigDict(defer_build=True, extra="forbid")
 
 

@@ -21,11 +21,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-
-class _Lazy(BaseModel):
-    # Built on first use, not at import: the app's cold start skips schemas a request never needs.
-    model_config = ConfigDict(defer_build=True)
-
+from chalicelib.schema import Model
 
 FieldType = Literal["text", "number", "date", "boolean", "choice"]
 ConsentStatus = Literal["granted", "denied", "withdrawn"]
@@ -63,7 +59,7 @@ class FieldDefinition:
     label: str | None = None
 
 
-class FieldDefinitionIn(_Lazy):
+class FieldDefinitionIn(Model):
     model_config = ConfigDict(defer_build=True, extra="forbid")
 
     name: str = Field(pattern=_NAME.pattern, description="Lower-case letters, digits and `_`; starts with a letter.")
@@ -72,7 +68,7 @@ class FieldDefinitionIn(_Lazy):
     options: list[str] = Field(default_factory=list, max_length=200, description="The choices of a `choice` field.")
 
 
-class Consent(_Lazy):
+class Consent(Model):
     model_config = ConfigDict(defer_build=True, extra="forbid")
 
     status: ConsentStatus
@@ -80,7 +76,7 @@ class Consent(_Lazy):
     at: dt.datetime | None = Field(default=None, description="When; defaults to the time of the request.")
 
 
-class ConsentIn(_Lazy):
+class ConsentIn(Model):
     model_config = ConfigDict(defer_build=True, extra="forbid")
 
     email: Consent | None = None
@@ -91,7 +87,7 @@ _Text = Field(default=None, max_length=256)
 _Tag = Field(default=None, max_length=100)
 
 
-class ContactIn(_Lazy):
+class ContactIn(Model):
     """A contact as given to `POST`/`PUT /contacts` and (every field optional) `PATCH /contacts/{id}`."""
 
     model_config = ConfigDict(defer_build=True, extra="forbid")

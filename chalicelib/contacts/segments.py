@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from typing import Any, Literal, assert_never
 from urllib.parse import quote
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import ConfigDict, Field, field_validator
 
 from chalicelib.contacts.conditions import (
     AllOf,
@@ -41,14 +41,10 @@ from chalicelib.contacts.conditions import (
 )
 from chalicelib.contacts.input import Problem
 from chalicelib.contacts.model import STANDARD_FIELDS, Contact
+from chalicelib.schema import Model
 
 
-class _Lazy(BaseModel):
-    # Built on first use, not at import: the app's cold start skips schemas a request never needs.
-    model_config = ConfigDict(defer_build=True)
-
-
-class SegmentDefinition(_Lazy):
+class SegmentDefinition(Model):
     """A saved segment as a marketer writes it: a name and a condition of the flow condition language."""
 
     model_config = ConfigDict(defer_build=True, extra="forbid")

@@ -11,20 +11,15 @@ import datetime as dt
 import re
 from typing import Annotated, Any, Literal, assert_never
 
-from pydantic import BaseModel, ConfigDict, Field, HttpUrl, model_validator
+from pydantic import ConfigDict, Field, HttpUrl, model_validator
 
 from chalicelib.contacts.conditions import Condition
-
-
-class _Lazy(BaseModel):
-    # Built on first use, not at import: the app's cold start skips schemas a request never needs.
-    model_config = ConfigDict(defer_build=True)
-
+from chalicelib.schema import Model
 
 StepId = Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{1,40}$", description="Unique within the flow.")]
 
 
-class _Doc(_Lazy):
+class _Doc(Model):
     model_config = ConfigDict(defer_build=True, extra="forbid", frozen=True)
 
 
