@@ -101,15 +101,12 @@ def environment(values: dict[str, str]) -> Iterator[None]:
 @contextlib.contextmanager
 def running_stack(time_scale: str) -> Iterator[Any]:
     """What the `stack` fixture does, as a context manager; yields a `Stack`."""
-    from chalice.test import Client
     from moto import mock_aws
 
     from chalicelib import bootstrap
     from chalicelib.config import settings
-    from chalicelib.local.gateway import shape_test_client
     from chalicelib.logs import logger
-    from chalicelib.storage.keys import ApiKeys
-    from tests.functional.conftest import REGION, Stack, _clear_caches, change_pump, provision_stack
+    from tests.functional.conftest import _clear_caches, provision_stack, serving
 
     logger.setLevel(logging.WARNING)
     with (
@@ -127,19 +124,13 @@ def running_stack(time_scale: str) -> Iterator[Any]:
         # to its clients before the first call.
         assert settings().table_prefix == "floe-test-"
         bootstrap.runtime()
-        _, admin_key = ApiKeys().create("bench admin", "admin")
-        with shape_test_client(Client(app)) as client:
-            stack = Stack(
-                client, sqs, sfn, queues.steps, queues.enrollments, queues.imports, admin_key, change_pump(REGION)
-            )
-            try:
+        try:
+            with serving(app, sqs, sfn, queues) as stack:
                 yield stack
-            finally:
-                for execution in stack.executions("RUNNING"):
-                    sfn.stop_execution(executionArn=execution["executionArn"])
-                os.environ.pop("FLOE_STEPS_QUEUE_URL", None)
-                os.environ.pop("FLOE_ENROLL_QUEUE_URL", None)
-                os.environ.pop("FLOE_IMPORTS_QUEUE_URL", None)
+        finally:
+            os.environ.pop("FLOE_STEPS_QUEUE_URL", None)
+            os.environ.pop("FLOE_ENROLL_QUEUE_URL", None)
+            os.environ.pop("FLOE_IMPORTS_QUEUE_URL", None)
         _clear_caches()
 
 

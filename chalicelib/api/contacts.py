@@ -10,7 +10,7 @@ from pydantic import ConfigDict, Field
 
 from chalicelib.api.authorizer import api_key
 from chalicelib.api.http import json_object, page_params, paged, query
-from chalicelib.api.registry import Param, operation
+from chalicelib.api.registry import PAGE, Param, operation
 from chalicelib.bootstrap import runtime
 from chalicelib.contacts.input import (
     ConsentStatus,
@@ -117,8 +117,7 @@ def upsert_contact() -> Response:
     bp, "GET", "/contacts", summary="List contacts", permission="contacts.view", tag=TAG, authorizer=api_key,
     response=ContactPage,
     query=(
-        Param("cursor", "Where the previous page ended (`next_cursor`)."),
-        Param("limit", "Contacts per page, 1-200.", {"type": "integer", "minimum": 1, "maximum": 200}),
+        *PAGE,
         Param("email", "Only the contact with this address."),
         Param("external_id", "Only the contact with this external id."),
         Param("tag", "Only contacts with this tag."),

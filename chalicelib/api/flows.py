@@ -8,7 +8,7 @@ from chalice import Blueprint, Response
 
 from chalicelib.api.authorizer import api_key
 from chalicelib.api.http import json_body, json_object, page_params, paged, query
-from chalicelib.api.registry import Param, operation
+from chalicelib.api.registry import PAGE, Param, operation
 from chalicelib.api.schemas import ParticipantStatus
 from chalicelib.bootstrap import runtime
 from chalicelib.engine.errors import BadRequest, NotFound, Unprocessable
@@ -16,10 +16,6 @@ from chalicelib.engine.errors import BadRequest, NotFound, Unprocessable
 bp = Blueprint(__name__)
 
 MAX_ENROLLMENTS = 100
-PAGE = (
-    Param("cursor", "Where the previous page ended (`next_cursor`)."),
-    Param("limit", "Items per page, 1-200 (default 50).", {"type": "integer", "minimum": 1, "maximum": 200}),
-)
 
 
 def _lifecycle() -> Any:

@@ -9,7 +9,7 @@ from pydantic import Field
 
 from chalicelib.api.authorizer import api_key
 from chalicelib.api.http import page_params, paged
-from chalicelib.api.registry import Param, operation
+from chalicelib.api.registry import PAGE, operation
 from chalicelib.bootstrap import runtime
 from chalicelib.contacts.files import FORMATS, MAX_BODY, MAX_ROWS
 from chalicelib.schema import Model
@@ -81,10 +81,7 @@ def start_import() -> Response:
 @operation(
     bp, "GET", "/imports", summary="List imports", permission="contacts.view", tag=TAG, authorizer=api_key,
     response=ImportPage,
-    query=(
-        Param("cursor", "Where the previous page ended (`next_cursor`)."),
-        Param("limit", "Imports per page, 1-200.", {"type": "integer", "minimum": 1, "maximum": 200}),
-    ),
+    query=PAGE,
 )  # fmt: skip
 def list_imports() -> dict[str, Any]:
     cursor, limit = page_params(bp.current_request)

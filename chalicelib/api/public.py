@@ -11,7 +11,7 @@ from chalice import Blueprint, Response
 
 from chalicelib.api.authorizer import api_key
 from chalicelib.api.http import form_body, json_object, page_params, paged
-from chalicelib.api.registry import Param, operation
+from chalicelib.api.registry import PAGE, operation
 from chalicelib.api.schemas import FormChange, FormRequest
 from chalicelib.bootstrap import runtime
 from chalicelib.contacts.input import InputError, normalise_email, parse_model
@@ -76,10 +76,7 @@ def create_form() -> Response:
 @operation(
     bp, "GET", "/forms", summary="List forms", permission="flows.view", tag="content", authorizer=api_key,
     response="FormList",
-    query=(
-        Param("cursor", "Where the previous page ended (`next_cursor`)."),
-        Param("limit", "Forms per page, 1-200 (default 50).", {"type": "integer", "minimum": 1, "maximum": 200}),
-    ),
+    query=PAGE,
 )  # fmt: skip
 def list_forms() -> dict[str, Any]:
     cursor, limit = page_params(bp.current_request)

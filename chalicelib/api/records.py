@@ -12,7 +12,7 @@ from chalicelib.access import Permission
 from chalicelib.api import record_schemas as out
 from chalicelib.api.authorizer import api_key
 from chalicelib.api.http import json_object, page_params, paged, query
-from chalicelib.api.registry import Param, operation
+from chalicelib.api.registry import PAGE, Param, operation
 from chalicelib.bootstrap import runtime
 from chalicelib.contacts.crm import NEW, PATCH, CrmKind
 from chalicelib.contacts.timeline_kinds import KINDS
@@ -20,8 +20,6 @@ from chalicelib.engine.errors import BadRequest
 
 bp = Blueprint(__name__)
 TAG = "contacts"
-LIMIT = Param("limit", "Items per page, 1-200.", {"type": "integer", "minimum": 1, "maximum": 200})
-CURSOR = Param("cursor", "Where the previous page ended (`next_cursor`).")
 
 
 def _records() -> Any:
@@ -66,7 +64,7 @@ def export_contact(contact_id: str) -> dict[str, Any]:
     bp, "GET", "/contacts/{contact_id}/timeline", summary="Read what happened to a contact, newest first",
     permission="contacts.view", tag=TAG, authorizer=api_key, response=out.TimelinePage,
     query=(
-        CURSOR, LIMIT,
+        *PAGE,
         Param("kind", "Only items of these kinds (comma-separated).", {"type": "string", "pattern": r"^[a-z_,]+$"}),
     ),
 )  # fmt: skip
@@ -127,7 +125,7 @@ def _crm_routes(kind: CrmKind) -> None:
         ("POST", base, create, f"Add a {kind} to a contact", "contacts.edit",
          {"request": NEW[kind], "response": view, "status": 201}),
         ("GET", base, listing, f"List a contact's {plural}, newest first", "contacts.view",
-         {"response": page_model, "query": (CURSOR, LIMIT)}),
+         {"response": page_model, "query": PAGE}),
         ("GET", one, read, f"Read one {kind} of a contact", "contacts.view", {"response": view}),
         ("PATCH", one, change, f"Change some fields of a {kind}", "contacts.edit",
          {"request": PATCH[kind], "response": view, "errors": changing}),

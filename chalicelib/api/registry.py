@@ -27,6 +27,13 @@ class Param:
     schema: dict[str, Any] = field(default_factory=lambda: {"type": "string"})
 
 
+# The query of every list operation (see `api.http.page_params`).
+PAGE = (
+    Param("cursor", "Where the previous page ended (`next_cursor`)."),
+    Param("limit", "Items per page, 1-200 (default 50).", {"type": "integer", "minimum": 1, "maximum": 200}),
+)
+
+
 @dataclass(frozen=True)
 class Operation:
     method: str

@@ -15,7 +15,7 @@ from pydantic import Field
 
 from chalicelib.api.authorizer import api_key
 from chalicelib.api.http import json_object, page_params, paged
-from chalicelib.api.registry import Param, operation
+from chalicelib.api.registry import PAGE, operation
 from chalicelib.bootstrap import runtime
 from chalicelib.contacts.segments import SegmentDefinition
 from chalicelib.schema import Model
@@ -24,10 +24,6 @@ bp = Blueprint(__name__)
 TAG = "segments"
 NOT_FOUND = ((404, "no segment with this id"),)
 INVALID = ((422, "the name or the condition is not valid; `details` lists every problem with its path"),)
-PAGE = (
-    Param("cursor", "Where the previous page ended (`next_cursor`)."),
-    Param("limit", "Items per page, 1-200 (default 50).", {"type": "integer", "minimum": 1, "maximum": 200}),
-)
 ServedBy = Literal["index", "scan"]
 
 

@@ -17,7 +17,7 @@ from pydantic import ConfigDict, Field, RootModel, ValidationError
 
 from chalicelib.api.authorizer import api_key
 from chalicelib.api.http import json_object, page_params, paged
-from chalicelib.api.registry import Param, operation
+from chalicelib.api.registry import PAGE, operation
 from chalicelib.bootstrap import runtime
 from chalicelib.engine.errors import Conflict, NotFound, Unprocessable
 from chalicelib.schema import Model
@@ -163,10 +163,7 @@ def create_template() -> Response:
 @operation(
     bp, "GET", "/templates", summary="List message templates", permission="flows.view", tag=TAG,
     authorizer=api_key, response=TemplateList,
-    query=(
-        Param("cursor", "Where the previous page ended (`next_cursor`)."),
-        Param("limit", "Templates per page, 1-200.", {"type": "integer", "minimum": 1, "maximum": 200}),
-    ),
+    query=PAGE,
 )  # fmt: skip
 def list_templates() -> dict[str, Any]:
     cursor, limit = page_params(bp.current_request)

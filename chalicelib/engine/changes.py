@@ -28,12 +28,6 @@ class Change:
     at: dt.datetime
     event_id: str
 
-    @property
-    def kind(self) -> str:
-        if self.old is None:
-            return "created"
-        return "removed" if self.new is None else "changed"
-
 
 _MODELS: dict[str, type[Any]] = {
     "contacts": ContactModel,

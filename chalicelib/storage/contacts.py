@@ -26,8 +26,6 @@ from chalicelib.storage.paging import InvalidCursor, Page, decode_cursor, encode
 from chalicelib.storage.time import Clock, utcnow
 
 _NAMESPACE = uuid.UUID("6f1c8a52-4a5e-4c1e-9a44-0f10e5c0f10e")
-# Standard attributes a write may set directly (keys are handled apart).
-_PLAIN = ("phone", "first_name", "last_name", "company", "language", "timezone", "category", "owner_email")
 _SET_ATTRS = ("tags", "lists")
 
 
@@ -409,7 +407,3 @@ def _needs_read(write: ContactWrite) -> bool:
     consent = write.consent or {}
     mixed_consent = len({v["status"] == "granted" for v in consent.values()}) > 1
     return bool(mixed_sets or mixed_consent or "external_id" in write.values)
-
-
-def values_of(item: ContactModel) -> dict[str, Any]:
-    return {name: getattr(item, name) for name in ("email", "external_id", *_PLAIN)}

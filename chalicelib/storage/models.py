@@ -11,7 +11,6 @@ import contextlib
 from typing import Any
 
 from pynamodb.attributes import (
-    BooleanAttribute,
     JSONAttribute,
     ListAttribute,
     MapAttribute,
@@ -295,7 +294,6 @@ class FieldDefinitionModel(_CatalogBase):
     label = UnicodeAttribute(null=True)
     field_type = UnicodeAttribute()
     options = ListAttribute(default=list)  # type: ignore[var-annotated]
-    indexed = BooleanAttribute(default=True)
 
 
 class TemplateModel(_CatalogBase):

@@ -3,6 +3,7 @@ real app and the real workers pumped from moto's SQS."""
 
 from __future__ import annotations
 
+import contextlib
 import email
 import email.policy
 import json
@@ -192,18 +193,25 @@ def stack(monkeypatch: pytest.MonkeyPatch) -> Iterator[Stack]:
         _clear_caches()
         from app import app
 
-        _, admin_key = ApiKeys().create("test admin", "admin")
-        with shape_test_client(Client(app)) as client:
-            stack = Stack(
-                client, sqs, sfn, queues.steps, queues.enrollments, queues.imports, admin_key, change_pump(REGION)
-            )
-            try:
-                yield stack
-            finally:
-                # Parked executions keep moto threads alive; stop them with the test.
-                for execution in stack.executions("RUNNING"):
-                    sfn.stop_execution(executionArn=execution["executionArn"])
+        with serving(app, sqs, sfn, queues) as stack:
+            yield stack
     _clear_caches()
+
+
+@contextlib.contextmanager
+def serving(app: Any, sqs: Any, sfn: Any, queues: Queues) -> Iterator[Stack]:
+    """The app behind the test client with an admin key, on provisioned resources (inside `mock_aws`)."""
+    _, admin_key = ApiKeys().create("test admin", "admin")
+    with shape_test_client(Client(app)) as client:
+        stack = Stack(
+            client, sqs, sfn, queues.steps, queues.enrollments, queues.imports, admin_key, change_pump(REGION)
+        )
+        try:
+            yield stack
+        finally:
+            # Parked executions keep moto threads alive; stop them with the test.
+            for execution in stack.executions("RUNNING"):
+                sfn.stop_execution(executionArn=execution["executionArn"])
 
 
 def _clear_caches() -> None:
