@@ -1,19 +1,23 @@
 """The contacts repository: create, upsert, change and erase contacts with their unique keys.
 
-Uniqueness of email addresses and external ids is kept by key items (`contact-keys`) written in the
-same transaction as the contact, so two requests racing to create one address collide on one key.
+Uniqueness of email addresses and external ids is kept by key items (`contact-keys`): a create claims
+them before it writes the contact, a change of address moves them in the same transaction as the
+contact, so two requests racing for one address collide on one key.
 A contact created from an address gets an id derived from it; upserting that address again is then a
 single conditional update (the common case of a re-submitted form or a re-uploaded import).
 """
 
 from __future__ import annotations
 
+import contextlib
+import datetime as dt
 import hashlib
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from pynamodb.exceptions import DoesNotExist, TransactWriteError, UpdateError
+from pynamodb.exceptions import DeleteError, DoesNotExist, PutError, TransactWriteError, UpdateError
 from pynamodb.expressions.condition import Condition
 from pynamodb.expressions.update import Action
 from pynamodb.models import Model
@@ -27,6 +31,9 @@ from chalicelib.storage.time import Clock, utcnow
 
 _NAMESPACE = uuid.UUID("6f1c8a52-4a5e-4c1e-9a44-0f10e5c0f10e")
 _SET_ATTRS = ("tags", "lists")
+# A key claimed this long ago whose contact was never written was left by a writer that died between the
+# two writes: requests and workers time out long before.
+STALE_CLAIM = dt.timedelta(minutes=5)
 
 
 class DuplicateContact(Exception):
@@ -54,7 +61,11 @@ def derived_id(email: str) -> str:
     return "ct_" + uuid.uuid5(_NAMESPACE, email.casefold()).hex[:20]
 
 
-def _conditional_failed(exc: UpdateError) -> bool:
+def _random_id() -> str:
+    return "ct_" + uuid.uuid4().hex[:20]
+
+
+def _conditional_failed(exc: UpdateError | PutError) -> bool:
     return exc.cause_response_code == "ConditionalCheckFailedException"
 
 
@@ -137,41 +148,99 @@ class Contacts:
     # -- writes ----------------------------------------------------------------------------------
 
     def create(self, write: ContactWrite, *, form: str | None = None) -> ContactModel:
-        """A new contact; raises DuplicateContact when its address or external id is taken."""
-        now = self._clock()
+        """A new contact; raises DuplicateContact when its address or external id is taken.
+
+        No transaction: DynamoDB bills a transaction's writes twice, and moto (the local stack) runs one
+        by copying every table it touches, which grows with the table. Instead the address and external
+        id keys are claimed one by one with conditional puts, the suppression list is read after the
+        claim (so an erasure that freed the address is seen: it suppresses before it releases), and
+        then the contact is written under a condition of its own. Claims are released when anything
+        fails; one left by a writer that died in between is taken over once stale (`_live_holder`).
+        """
         email, external = write.email, write.external_id
-        contact_id = derived_id(email) if email else "ct_" + uuid.uuid4().hex[:20]
-        suppressed = False
-        keys = [k for k in (email and email_key(email), external and external_key(external)) if k]
+        contact_id = derived_id(email) if email else _random_id()
+        suppressed: bool | None = None  # not read yet
+        # The external id names the contact more surely than the address: a clash on it is reported first.
+        keys = [k for k in (external and external_key(external), email and email_key(email)) if k]
         for _ in range(4):
-            item = ContactModel(contact_id=contact_id, created_at=now, updated_at=now, fields={})
-            self._fill(item, write, suppressed=suppressed)
-            if form:
-                item.forms_submitted = {form}
-            tx = _Transaction()
-            tx.save("item", item, ContactModel.contact_id.does_not_exist())
-            for key in keys:
-                tx.save(key, ContactKeyModel(key=key, contact_id=contact_id), ContactKeyModel.key.does_not_exist())
-            if email and not suppressed:
-                # An erased or suppressed address must not come back mailable by mistake.
-                hashed = suppression_hash(email)
-                tx.check("suppressed", SuppressionModel, hashed, SuppressionModel.email_hash.does_not_exist())
-            failed = tx.commit()
-            if not failed:
+            now = self._clock()
+            claimed: list[str] = []
+            try:
+                for key in keys:
+                    self._claim(key, contact_id, now)
+                    claimed.append(key)
+                if suppressed is None:
+                    suppressed = bool(email) and self._suppressed(email or "")
+                    if suppressed:
+                        # An erased contact may have had the derived id; its executions' names contain it,
+                        # so a new contact under that id could never run through those flows again.
+                        self._release(claimed, contact_id)
+                        contact_id = _random_id()
+                        continue
+                item = ContactModel(contact_id=contact_id, created_at=now, updated_at=now, fields={})
+                self._fill(item, write, suppressed=bool(suppressed))
+                if form:
+                    item.forms_submitted = {form}
+                try:
+                    item.save(condition=ContactModel.contact_id.does_not_exist())
+                except PutError as exc:
+                    if not _conditional_failed(exc):
+                        raise
+                    # The derived id belongs to a contact whose address changed since: take a fresh one.
+                    self._release(claimed, contact_id)
+                    contact_id = _random_id()
+                    continue
                 return item
-            # The external id names the contact more surely than the address: report it first.
-            for key in sorted(keys, key=lambda k: not k.startswith("ext:")):
-                if key in failed:
-                    raise DuplicateContact(key, self.owner_of(key))
-            if "item" in failed:
-                # The derived id belongs to a contact whose address changed since: take a fresh one.
-                contact_id = "ct_" + uuid.uuid4().hex[:20]
-            if "suppressed" in failed:
-                suppressed = True
-                # An erased contact may have had the derived id; its executions' names contain it, so a
-                # new contact under that id could never run through those flows again.
-                contact_id = "ct_" + uuid.uuid4().hex[:20]
+            except BaseException:
+                self._release(claimed, contact_id)
+                raise
         raise RuntimeError("could not create the contact")
+
+    def _claim(self, key: str, contact_id: str, now: dt.datetime) -> None:
+        """Make `key` this contact's, or raise DuplicateContact naming its holder."""
+        for _ in range(3):
+            try:
+                ContactKeyModel(key=key, contact_id=contact_id, claimed_at=now).save(
+                    condition=ContactKeyModel.key.does_not_exist()
+                )
+                return
+            except PutError as exc:
+                if not _conditional_failed(exc):
+                    raise
+            holder = self._live_holder(key, now)
+            if holder is not None:
+                raise DuplicateContact(key, holder)
+        raise DuplicateContact(key, None)
+
+    def _live_holder(self, key: str, now: dt.datetime) -> str | None:
+        """The contact holding `key`: one that exists, or one being created right now (its claim is
+        fresh; it exists a moment later). A stale claim without its contact is removed: None."""
+        try:
+            held = ContactKeyModel.get(key, consistent_read=True)
+        except DoesNotExist:
+            return None
+        if self.get_item(held.contact_id) is not None:
+            return str(held.contact_id)
+        if held.claimed_at is not None and now - held.claimed_at < STALE_CLAIM:
+            return str(held.contact_id)
+        with contextlib.suppress(DeleteError):  # taken over or released meanwhile: look again anyway
+            held.delete(
+                condition=(ContactKeyModel.contact_id == held.contact_id)
+                & (
+                    ContactKeyModel.claimed_at.does_not_exist()
+                    if held.claimed_at is None
+                    else ContactKeyModel.claimed_at == held.claimed_at
+                )
+            )
+        return None
+
+    @staticmethod
+    def _release(keys: list[str], contact_id: str) -> None:
+        """Give back claims this create made (only while they are still this contact's)."""
+        for key in keys:
+            with contextlib.suppress(DeleteError):
+                ContactKeyModel(key=key).delete(condition=ContactKeyModel.contact_id == contact_id)
+        keys.clear()
 
     def upsert(
         self, write: ContactWrite, *, form: str | None = None, initial: dict[str, Any] | None = None
@@ -183,7 +252,7 @@ class Contacts:
         before, is one conditional update of the item whose id derives from the address.
         """
         external, email = write.external_id, write.email
-        for _ in range(3):
+        for attempt in range(3):
             contact_id = None
             if external:
                 contact_id = self.owner_of(external_key(external))
@@ -211,7 +280,9 @@ class Contacts:
             updated = self.update(contact_id, write, form=form)
             if updated is not None:
                 return updated, contact_id, False
-            # Erased between the look-up and the update: look again.
+            # Erased between the look-up and the update, or still being created by another request (its
+            # key is claimed, the contact follows within milliseconds): look again a moment later.
+            time.sleep(0.05 * (attempt + 1))
         raise RuntimeError("the contact kept changing during the upsert; try again")
 
     def update(self, contact_id: str, write: ContactWrite, *, form: str | None = None) -> ContactModel | None:
@@ -254,7 +325,10 @@ class Contacts:
             if "item" not in failed:
                 for _, new in key_moves:
                     if new in failed:
-                        raise DuplicateContact(new, self.owner_of(new))
+                        holder = self._live_holder(new, self._clock())
+                        if holder is not None:
+                            raise DuplicateContact(new, holder)
+                        # A stale claim without its contact was in the way; it is gone now.
             # An old key that is not (or no longer) this contact's is left alone; else it changed meanwhile.
             not_ours |= {old for old, _ in key_moves if old in failed}
         raise RuntimeError(f"contact {contact_id} kept changing; try again")

@@ -75,6 +75,9 @@ class ContactKeyModel(_Base):
 
     key = UnicodeAttribute(hash_key=True)
     contact_id = UnicodeAttribute()
+    # When a create claimed the key, before writing its contact: a claim whose contact never followed
+    # (the writer died in between) is taken over once it is older than any request can run.
+    claimed_at = UTCDateTimeAttribute(null=True)
 
 
 class SegmentIndexModel(_Base):

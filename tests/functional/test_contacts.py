@@ -639,3 +639,39 @@ def test_a_suppressed_address_never_comes_back_mailable(stack: Stack) -> None:
     assert other["unsubscribed"] == []
     moved = contact(stack.http("PATCH", f"/contacts/{other['contact_id']}", {"email": "bounced@example.com"}))
     assert moved["unsubscribed"] == ["email"]
+
+
+def test_a_claim_left_by_a_writer_that_died_is_taken_over_once_stale(stack: Stack) -> None:
+    # A create that claimed the address and died before writing the contact.
+    at = dt.datetime(2026, 3, 1, 9, 0, tzinfo=dt.UTC)
+    ContactKeyModel(key=email_key("lost@example.com"), contact_id="ct_died", claimed_at=at).save()
+    # While the claim is fresh, the address is being created by someone else: a duplicate naming it.
+    with pytest.raises(DuplicateContact) as busy:
+        Contacts(clock=lambda: at + dt.timedelta(seconds=30)).create(write_of({"email": "lost@example.com"}))
+    assert busy.value.contact_id == "ct_died"
+    assert keys() == {email_key("lost@example.com"): "ct_died"}
+    # Later the claim is stale: the create takes the address over.
+    made = Contacts(clock=lambda: at + dt.timedelta(minutes=10)).create(write_of({"email": "lost@example.com"}))
+    assert keys() == {email_key("lost@example.com"): made.contact_id}
+    assert [c["contact_id"]["S"] for c in stored()] == [made.contact_id]
+
+
+def test_an_address_change_onto_a_stale_claim_takes_it_over(stack: Stack) -> None:
+    ContactKeyModel(
+        key=email_key("free@example.com"), contact_id="ct_died", claimed_at=dt.datetime(2020, 1, 1, tzinfo=dt.UTC)
+    ).save()
+    made = create(stack, {"email": "old@example.com"})
+    moved = contact(stack.http("PATCH", f"/contacts/{made['contact_id']}", {"email": "free@example.com"}))
+    assert moved["email"] == "free@example.com"
+    assert keys() == {email_key("free@example.com"): made["contact_id"]}
+
+
+def test_a_refused_create_gives_back_what_it_claimed(stack: Stack) -> None:
+    taken = create(stack, {"email": "taken@example.com"})
+    refused = stack.http("POST", "/contacts", {"email": "taken@example.com", "external_id": "crm-77"})
+    assert refused.status_code == 409
+    assert refused.json_body["error"]["details"][0]["contact_id"] == taken["contact_id"]
+    # The external id it claimed first is free again.
+    assert keys() == {email_key("taken@example.com"): taken["contact_id"]}
+    other = create(stack, {"email": "other@example.com", "external_id": "crm-77"})
+    assert keys()[external_key("crm-77")] == other["contact_id"]
