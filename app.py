@@ -5,7 +5,7 @@ from typing import Any
 from chalice import Chalice
 from chalice.app import SNSEvent, SQSEvent
 
-from chalicelib import handlers
+from chalicelib import handlers, metrics
 from chalicelib.api import authorizer, contacts, docs, flows, imports, keys, public, records, segments, templates
 from chalicelib.api.http import errors_as_json
 from chalicelib.config import settings
@@ -13,6 +13,7 @@ from chalicelib.config import settings
 app = Chalice(app_name="floe")
 app.api.binary_types.append("image/gif")
 app.register_middleware(errors_as_json, "http")
+app.register_middleware(metrics.after_request, "http")
 app.register_blueprint(authorizer.bp)
 app.register_blueprint(public.bp)
 app.register_blueprint(flows.bp)

@@ -7,8 +7,16 @@ is made here, straight in the stack's API key table:
     python -m chalicelib.admin --tenant acme list-keys
     python -m chalicelib.admin --tenant acme revoke-key <key id>
 
-The tables are found like the functions find them: `floe-<tenant>-` (or FLOE_TABLE_PREFIX) in
-AWS_REGION. The key is printed once, as JSON; only its hash is stored.
+Dead letters and stuck participants (docs/runbook.md):
+
+    python -m chalicelib.admin dlq-status --tenant acme
+    python -m chalicelib.admin redrive steps --tenant acme [--max 100] [--dry-run]
+    python -m chalicelib.admin stuck --tenant acme [--flow <flow id>] [--older-than 1h]
+    python -m chalicelib.admin end-participant <flow id> <participant id> --tenant acme [--why "..."]
+
+The tables and queues are found like the functions find them: `floe-<tenant>-` (or
+FLOE_TABLE_PREFIX) in AWS_REGION. Every command prints JSON. A key is printed once; only its hash is
+stored.
 """
 
 from __future__ import annotations
@@ -17,23 +25,86 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from chalicelib.access import ROLES
-from chalicelib.config import from_env
+from chalicelib.config import Settings, from_env
+from chalicelib.deadletters import REDRIVABLE
+
+KEY_COMMANDS = ("create-key", "list-keys", "revoke-key")
+
+
+def _stack_options(parser: argparse.ArgumentParser, default: object) -> None:
+    parser.add_argument("--tenant", default=default, help="the stack's tenant (default: FLOE_TENANT, else dev)")
+    parser.add_argument(
+        "--region", default=default, help="the stack's region (default: AWS_REGION or AWS_DEFAULT_REGION)"
+    )
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError("give a number of messages, 1 or more")
+    return value
+
+
+def _duration(text: str) -> int:
+    from chalicelib.stuck import seconds
+
+    try:
+        return seconds(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m chalicelib.admin", description=__doc__.splitlines()[0])
-    parser.add_argument("--tenant", help="the stack's tenant (default: FLOE_TENANT, else dev)")
-    parser.add_argument("--region", help="the stack's region (default: AWS_REGION or AWS_DEFAULT_REGION)")
+    _stack_options(parser, None)
+    # The stack options may also follow the command; there they only override what was given before it.
+    stack = argparse.ArgumentParser(add_help=False)
+    _stack_options(stack, argparse.SUPPRESS)
     commands = parser.add_subparsers(dest="command", required=True)
-    create = commands.add_parser("create-key", help="create an API key and print it (the only time it is shown)")
+    create = commands.add_parser(
+        "create-key", parents=[stack], help="create an API key and print it (the only time it is shown)"
+    )
     create.add_argument("--role", required=True, choices=ROLES)
     create.add_argument("--name", required=True, help="who or what uses the key, e.g. `ops` or `crm-sync`")
-    commands.add_parser("list-keys", help="list the keys (never their secrets)")
-    revoke = commands.add_parser("revoke-key", help="revoke a key (the API stops accepting it within 60 s)")
+    commands.add_parser("list-keys", parents=[stack], help="list the keys (never their secrets)")
+    revoke = commands.add_parser(
+        "revoke-key", parents=[stack], help="revoke a key (the API stops accepting it within 60 s)"
+    )
     revoke.add_argument("key_id")
+    commands.add_parser("dlq-status", parents=[stack], help="the depth of each dead-letter queue")
+    redrive = commands.add_parser(
+        "redrive", parents=[stack], help="move a dead-letter queue's messages back to their queue"
+    )
+    redrive.add_argument("queue", choices=REDRIVABLE)
+    redrive.add_argument("--max", type=_positive, help="move at most this many messages (default: all there now)")
+    redrive.add_argument("--dry-run", action="store_true", help="show what would move, and move nothing")
+    stuck = commands.add_parser(
+        "stuck", parents=[stack], help="list participants that stopped moving, with a diagnosis and what to do"
+    )
+    stuck.add_argument("--flow", help="only this flow (default: every flow)")
+    stuck.add_argument(
+        "--older-than", type=_duration, default=3600, help="idle for longer than this: 90s, 30m, 2h, 1d (default 1h)"
+    )
+    end = commands.add_parser(
+        "end-participant", parents=[stack], help="end one participant: it exits the flow and its execution stops"
+    )
+    end.add_argument("flow_id")
+    end.add_argument("participant_id")
+    end.add_argument("--why", default="ended by an operator", help="the reason written in its trace")
     return parser
+
+
+def _client(s: Settings, service: str) -> Any:
+    import boto3
+
+    return boto3.client(service, region_name=s.region, **({"endpoint_url": s.endpoint_url} if s.endpoint_url else {}))
+
+
+def _print(data: Any) -> None:
+    print(json.dumps(data, indent=2))
 
 
 def main(argv: Sequence[str] | None = None, env: dict[str, str] | None = None) -> int:
@@ -53,6 +124,8 @@ def main(argv: Sequence[str] | None = None, env: dict[str, str] | None = None) -
         environ["AWS_REGION"] = args.region
     s = from_env(environ)
     models.bind(table_prefix=s.table_prefix, region=s.region, host=s.endpoint_url)
+    if args.command not in KEY_COMMANDS:
+        return _operate(args, s)
     keys = ApiKeys()
     if not models.ApiKeyModel.exists():
         print(
@@ -74,6 +147,45 @@ def main(argv: Sequence[str] | None = None, env: dict[str, str] | None = None) -
             print(f"no API key {args.key_id!r}", file=sys.stderr)
             return 1
         print(json.dumps(key_view(revoked), indent=2))
+    return 0
+
+
+def _operate(args: argparse.Namespace, s: Settings) -> int:
+    """The dead-letter and stuck-participant commands."""
+    from chalicelib.deadletters import DeadLetters, QueueMissing
+    from chalicelib.storage import models
+
+    if args.command in ("dlq-status", "redrive"):
+        dead_letters = DeadLetters(_client(s, "sqs"), tenant=s.tenant)
+        if args.command == "dlq-status":
+            _print({"tenant": s.tenant, "dead_letter_queues": dead_letters.status()})
+            return 0
+        try:
+            moved = dead_letters.redrive(args.queue, limit=args.max, dry_run=args.dry_run)
+        except QueueMissing as exc:
+            print(f"{exc} in {s.region}: check --tenant and --region", file=sys.stderr)
+            return 1
+        _print(moved.as_dict())
+        return 0 if moved.failed == 0 and moved.not_deleted == 0 else 1
+
+    from chalicelib.storage.repos import Participants, utcnow
+    from chalicelib.stuck import Stuck, end
+
+    if not models.ParticipantModel.exists():
+        print(
+            f"no table {models.ParticipantModel.Meta.table_name} in {s.region}: check --tenant and --region",
+            file=sys.stderr,
+        )
+        return 1
+    sfn = _client(s, "stepfunctions")
+    if args.command == "stuck":
+        _print(Stuck(sfn, clock=utcnow).find(older_than=args.older_than, flow_id=args.flow))
+        return 0
+    ended = end(sfn, Participants(utcnow), args.flow_id, args.participant_id, now=utcnow(), why=args.why)
+    if ended is None:
+        print(f"no participant {args.participant_id!r} in flow {args.flow_id!r}", file=sys.stderr)
+        return 1
+    _print(ended)
     return 0
 
 

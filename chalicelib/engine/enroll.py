@@ -12,6 +12,7 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from chalicelib import metrics
 from chalicelib.contacts.conditions import explain
 from chalicelib.contacts.model import Facts
 from chalicelib.engine.ports import Runtime
@@ -49,6 +50,11 @@ class Enroller:
         self._rt = rt
 
     def enroll(self, flow_id: str, contact_id: str, *, source: str) -> Enrollment:
+        result = self._decide(flow_id, contact_id, source=source)
+        metrics.enrollment(result.outcome)
+        return result
+
+    def _decide(self, flow_id: str, contact_id: str, *, source: str) -> Enrollment:
         rt = self._rt
         item = rt.flows.get(flow_id)
         if item is None or item.status != "active" or not item.current_version:

@@ -17,6 +17,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict
 
+from chalicelib import metrics
 from chalicelib.channels.email import build_message
 from chalicelib.channels.outcome import SendOutcome
 from chalicelib.channels.sms import normalize_phone
@@ -46,6 +47,12 @@ from chalicelib.flows.model import (
 from chalicelib.logs import logger
 from chalicelib.storage.models import ParticipantModel
 from chalicelib.storage.repos import TERMINAL, Claims, Move, to_contact
+
+# Why a message was not sent, as a short stable code: the metrics' `reason` and the log's `code`. The
+# sentence next to it is what the participant's trace and the contact's timeline show.
+SkipCode = Literal["no_email", "email_unsubscribed", "no_phone", "sms_unsubscribed", "no_owner", "template_error"]
+
+CHANNELS: dict[type, str] = {SendEmail: "email", SendSms: "sms", Notify: "notify", Webhook: "webhook"}
 
 
 class Ids(BaseModel):
@@ -156,7 +163,7 @@ class StepWorker:
         error = msg.error or {}
         reason = f"{error.get('Error') or 'error'}: {error.get('Cause') or 'no detail'}"[:500]
         now = self._rt.clock()
-        self._rt.participants.record(
+        recorded = self._rt.participants.record(
             msg.ids.flow_id,
             msg.ids.participant_id,
             trace=[entry(now, None, "failed", reason)],
@@ -164,6 +171,9 @@ class StepWorker:
             reason=reason,
             only_if_open=True,
         )
+        if recorded:
+            # Counted once: a redelivered failure message finds the participant closed already.
+            metrics.step_failure(str(error.get("Error") or "error"))
         logger.error("participant failed", extra={"reason": reason})
         self._rt.tasks.succeed(msg.task_token, {})
 
@@ -323,8 +333,11 @@ class StepWorker:
 
     # --- messages ----------------------------------------------------------------------------------
 
-    def _skip(self, ctx: Ctx, step: SendEmail | SendSms | Notify | Webhook, reason: str) -> dict[str, Any]:
-        logger.info("step skipped", extra={"reason": reason})
+    def _skip(
+        self, ctx: Ctx, step: SendEmail | SendSms | Notify | Webhook, code: SkipCode, reason: str
+    ) -> dict[str, Any]:
+        logger.info("step skipped", extra={"code": code, "reason": reason})
+        metrics.skip(CHANNELS[type(step)], code)
         return self._advance(ctx, step.next, [entry(ctx.now, step.id, "skipped", reason)])
 
     def _claimed(self, ctx: Ctx, channel: str) -> Any:
@@ -339,6 +352,8 @@ class StepWorker:
         self, ctx: Ctx, step: SendEmail | SendSms | Notify | Webhook, claim: Any, channel: str, outcome: SendOutcome
     ) -> dict[str, Any]:
         settlement = Claims.settlement(outcome.status, message_id=outcome.message_id, detail=outcome.detail)
+        # Counted here, once per claimed send: a redelivered task finds its claim and never gets this far.
+        metrics.send(channel, outcome.status)
         if outcome.status == "refused":
             claim.update(actions=settlement)
             raise RetryableStepError(f"{channel} refused for now: {outcome.detail}")
@@ -381,9 +396,9 @@ class StepWorker:
     def _send_email(self, step: SendEmail, ctx: Ctx) -> dict[str, Any]:
         contact = ctx.contact
         if not contact.email:
-            return self._skip(ctx, step, "the contact has no email address")
+            return self._skip(ctx, step, "no_email", "the contact has no email address")
         if "email" in contact.unsubscribed:
-            return self._skip(ctx, step, "the contact unsubscribed from email")
+            return self._skip(ctx, step, "email_unsubscribed", "the contact unsubscribed from email")
         unsubscribe, pixel, click = self._links(ctx, step.id)
         context = {"contact": contact.template_context(), "unsubscribe_url": unsubscribe}
         try:
@@ -391,7 +406,7 @@ class StepWorker:
             body = track_links(render_html(step.html, context), click)
             text = render_text(step.text, context) if step.text else html_to_text(body)
         except TemplateError as exc:
-            return self._skip(ctx, step, f"the template cannot be rendered: {exc}")
+            return self._skip(ctx, step, "template_error", f"the template cannot be rendered: {exc}")
         body = _with_footer(body, unsubscribe, pixel)
         text = f"{text}\n\nUnsubscribe: {unsubscribe}\n"
         claim = self._claimed(ctx, "email")
@@ -422,13 +437,13 @@ class StepWorker:
         contact = ctx.contact
         phone = normalize_phone(contact.phone or "")
         if phone is None:
-            return self._skip(ctx, step, "the contact has no valid international phone number")
+            return self._skip(ctx, step, "no_phone", "the contact has no valid international phone number")
         if "sms" in contact.unsubscribed:
-            return self._skip(ctx, step, "the contact unsubscribed from SMS")
+            return self._skip(ctx, step, "sms_unsubscribed", "the contact unsubscribed from SMS")
         try:
             text = render_text(step.text, {"contact": contact.template_context()})
         except TemplateError as exc:
-            return self._skip(ctx, step, f"the template cannot be rendered: {exc}")
+            return self._skip(ctx, step, "template_error", f"the template cannot be rendered: {exc}")
         claim = self._claimed(ctx, "sms")
         if claim is None:
             return self._duplicate(ctx, step)
@@ -437,13 +452,13 @@ class StepWorker:
     def _notify(self, step: Notify, ctx: Ctx) -> dict[str, Any]:
         to = ctx.contact.owner_email if step.to == "owner" else step.to
         if not to:
-            return self._skip(ctx, step, "the contact has no owner to alert")
+            return self._skip(ctx, step, "no_owner", "the contact has no owner to alert")
         context = {"contact": ctx.contact.template_context()}
         try:
             subject = render_text(step.subject, context)
             text = render_text(step.text, context)
         except TemplateError as exc:
-            return self._skip(ctx, step, f"the template cannot be rendered: {exc}")
+            return self._skip(ctx, step, "template_error", f"the template cannot be rendered: {exc}")
         claim = self._claimed(ctx, "notify")
         if claim is None:
             return self._duplicate(ctx, step)

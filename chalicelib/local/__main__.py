@@ -4,7 +4,8 @@ moto's server runs in-process with Step Functions execution switched on; the sam
 queues as a deployment are created in it; the Chalice app serves on 127.0.0.1:8000 behind the same
 API key authorizer and gateway answers as in AWS; threads do what Lambda's event-source mappings do
 in AWS (the enrollment, steps and imports queues, and the change streams); sent mail lands in
-`local-data/outbox/*.eml`, SMS in `local-data/sms.log`. A development admin API key is created at
+`local-data/outbox/*.eml`, SMS in `local-data/sms.log`, the metrics (EMF documents, one a line) in
+`local-data/metrics.log` rather than on the console. A development admin API key is created at
 start, printed, and written to `local-data/admin-key`. Flow time is compressed by FLOE_TIME_SCALE
 (default: a day in about 4 s).
 """
@@ -32,6 +33,8 @@ HOST = "127.0.0.1"
 DAY_IN_FOUR_SECONDS = 4 / 86400
 # The development admin key is written here, in the local data folder, for scripts and the README's curl examples.
 ADMIN_KEY_FILE = "admin-key"
+# Lambda prints EMF documents to its log; here they would drown the console, so they go to this file.
+METRICS_FILE = "metrics.log"
 
 
 def _free_port() -> int:
@@ -147,12 +150,13 @@ def main() -> None:
     from chalice.config import Config
 
     from app import app
-    from chalicelib import handlers
+    from chalicelib import handlers, metrics
     from chalicelib.local.streams import StreamPump
     from chalicelib.storage.keys import ApiKeys
     from chalicelib.storage.models import STREAMED
 
     admin_key = _admin_key(ApiKeys(), data)
+    metrics.use(metrics.to_file(data / METRICS_FILE))
     # moto's server is the endpoint of every client here, so the streams client never resolves an
     # account-based endpoint (`<account>.ddb…`) that moto would not answer.
     changes = StreamPump(
@@ -183,6 +187,7 @@ Floe is running locally (no AWS account involved).
   moto (AWS fake)  {endpoint}
   outbox           {outbox.emails}/*.eml
   SMS log          {outbox.sms_log}
+  metrics (EMF)    {data / METRICS_FILE}
   time scale       {scale:g} (one day of flow time lasts {86400 * scale:.1f} s)
 
 Marketer routes need the key:

@@ -23,7 +23,7 @@ from moto.core import DEFAULT_ACCOUNT_ID
 from moto.ses.models import ses_backends
 from moto.sns.models import sns_backends
 
-from chalicelib import bootstrap, handlers
+from chalicelib import bootstrap, handlers, metrics
 from chalicelib.config import settings
 from chalicelib.local.gateway import shape_test_client
 from chalicelib.local.provision import Queues, provision
@@ -48,6 +48,8 @@ class Stack:
     admin_key: str
     changes: StreamPump
     handled: list[str] = field(default_factory=list)
+    # The EMF documents the app published (to stdout in AWS), in order: what CloudWatch would read.
+    metrics: list[dict[str, Any]] = field(default_factory=list)
 
     def http(
         self,
@@ -202,10 +204,14 @@ def stack(monkeypatch: pytest.MonkeyPatch) -> Iterator[Stack]:
 def serving(app: Any, sqs: Any, sfn: Any, queues: Queues) -> Iterator[Stack]:
     """The app behind the test client with an admin key, on provisioned resources (inside `mock_aws`)."""
     _, admin_key = ApiKeys().create("test admin", "admin")
-    with shape_test_client(Client(app)) as client:
+    with shape_test_client(Client(app)) as client, metrics.captured() as published:
+        # Counted by an earlier test outside any handler: not this stack's.
+        metrics.flush()
+        published.clear()
         stack = Stack(
             client, sqs, sfn, queues.steps, queues.enrollments, queues.imports, admin_key, change_pump(REGION)
         )
+        stack.metrics = published
         try:
             yield stack
         finally:

@@ -73,5 +73,5 @@ def test_the_command_line_explains_itself() -> None:
         [sys.executable, "-m", "chalicelib.admin", "--help"], cwd=ROOT, capture_output=True, text=True, timeout=60
     )
     assert done.returncode == 0
-    for command in ("create-key", "list-keys", "revoke-key"):
+    for command in ("create-key", "list-keys", "revoke-key", "dlq-status", "redrive", "stuck", "end-participant"):
         assert command in done.stdout

@@ -94,6 +94,8 @@ def local_stack(tmp_path: Path) -> Iterator[Local]:
             proc.kill()
             out, _ = proc.communicate()
     assert "Floe stopped." in out
+    # The metrics went to their file, not to the console.
+    assert '"_aws"' not in out
     # The banner shows the key, with a request that uses it.
     assert f"Authorization: Bearer {key}" in out
 
@@ -126,6 +128,11 @@ def test_the_readme_walkthrough_runs_locally(local_stack: Local) -> None:
     assert len(emails) == 1
     assert "Subject: Welcome, Sam!" in emails[0].read_text()
     assert "+31612345678 Hi Sam, did you see our welcome email?" in (data / "sms.log").read_text()
+    # The metrics a deployment publishes to CloudWatch, one EMF document a line.
+    published = [json.loads(line) for line in (data / "metrics.log").read_text().splitlines()]
+    sends = {(d["channel"], d["outcome"]) for d in published if "Sends" in d}
+    assert sends == {("email", "sent"), ("sms", "sent")}
+    assert {d["tenant"] for d in published} == {"local"}
 
     # Contacts and segments: the segment index follows the contacts' change stream, pumped by the stack.
     ann = call(
