@@ -218,6 +218,8 @@ class Meter:
         if id(client) in self._attached:
             return
         self._attached.add(id(client))
+        # The operation's parameters as given: before-call only sees the serialized request.
+        client.meta.events.register("before-parameter-build.*.*", self._given, unique_id=f"bench-params-{id(self)}")
         client.meta.events.register("before-call.*.*", self._before, unique_id=f"bench-before-{id(self)}")
         client.meta.events.register("after-call.*.*", self._after, unique_id=f"bench-after-{id(self)}")
 
@@ -235,14 +237,16 @@ class Meter:
             self.visits.append(visit)
             self.phase = None
 
-    def _before(self, model: Any = None, params: Any = None, **_: Any) -> None:
+    def _given(self, params: Any = None, **_: Any) -> None:
+        self._params = dict(params or {})
+
+    def _before(self, model: Any = None, **_: Any) -> None:
         if self.phase is None or model is None:
             self._open = None
             return
         call = Call(self.path, self.phase, model.service_model.service_name, model.name)
         self.calls.append(call)
         self._open = call
-        self._params = dict(params or {})
 
     def _after(self, model: Any = None, parsed: Any = None, **_: Any) -> None:
         call, self._open = self._open, None
@@ -274,8 +278,12 @@ class Meter:
             items = [r.get("Item") or {} for r in parsed.get("Responses") or []]
             call.rru = sum(2 * max(1, math.ceil(item_size(i) / 4096)) for i in items)
         elif op == "TransactWriteItems":
-            # Transactional writes cost two write units per 1 KB item; item sizes are not returned, so 1 KB each.
-            call.wru = 2 * len(params.get("TransactItems") or [])
+            # Transactional writes cost two write units per 1 KB item; a put's item is in the request, the
+            # size of an updated, deleted or checked item is not returned, so 1 KB each.
+            call.wru = sum(
+                2 * max(1, math.ceil(item_size((t.get("Put") or {}).get("Item") or {}) / 1024))
+                for t in params.get("TransactItems") or []
+            )
 
 
 def attach_runtime(meter: Meter) -> None:

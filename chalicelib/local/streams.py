@@ -2,7 +2,10 @@
 
 `StreamPump.drain` reads every shard of the streamed tables once from where it stopped, hands the
 records to the handler as a Lambda event, and on a partial failure starts again at the first failed
-record, so nothing is skipped.
+record, so nothing is skipped. Like the mapping in infra/ (`MaximumRetryAttempts`), a batch that
+still fails after `max_retries` retries is described to `on_failure` (the changes dead-letter
+queue, in Lambda's `DDBStreamBatchInfo` shape) and passed over, so one bad record cannot hold its
+shard, or a test waiting for the stack to settle, forever.
 """
 
 from __future__ import annotations
@@ -13,17 +16,31 @@ from typing import Any
 from chalicelib.local.pumps import LambdaContext
 
 Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
+# The retries of a failing batch before it is passed over: infra/resources.json's MaximumRetryAttempts.
+MAX_RETRIES = 10
 
 
 class StreamPump:
     def __init__(
-        self, dynamodb: Any, streams: Any, tables: list[str], handler: Handler, *, batch_size: int = 100
+        self,
+        dynamodb: Any,
+        streams: Any,
+        tables: list[str],
+        handler: Handler,
+        *,
+        batch_size: int = 100,
+        max_retries: int = MAX_RETRIES,
+        on_failure: Callable[[dict[str, Any]], None] | None = None,
     ) -> None:
         self._dynamodb = dynamodb
         self._streams = streams
         self._tables = tables
         self._handler = handler
         self._batch = batch_size
+        self._max_retries = max_retries
+        self._on_failure = on_failure
+        # (stream, shard) → (the first failed record's sequence number, how often it failed in a row).
+        self._failing: dict[tuple[str, str], tuple[str, int]] = {}
         self._arns: dict[str, str] = {}
         # (stream, shard) → the sequence number of the last record handled. A fresh iterator is taken
         # from it on every read: iterators expire (after 15 minutes in AWS), and moto's go stale when a
@@ -61,12 +78,50 @@ class StreamPump:
         result = self._handler(_jsonable(event), LambdaContext()) or {}
         failures = {f["itemIdentifier"] for f in result.get("batchItemFailures", [])}
         # Lambda checkpoints before the first failed record and delivers it (and what follows) again.
-        for record in records:
+        for i, record in enumerate(records):
             sequence = record["dynamodb"]["SequenceNumber"]
             if sequence in failures:
+                self._failed(arn, shard, records[i:])
                 break
             self._done[(arn, shard)] = sequence
+        else:
+            self._failing.pop((arn, shard), None)
         return len(records)
+
+    def _failed(self, arn: str, shard: str, rest: list[dict[str, Any]]) -> None:
+        first = rest[0]["dynamodb"]["SequenceNumber"]
+        seen, times = self._failing.get((arn, shard), ("", 0))
+        times = times + 1 if seen == first else 1
+        if times <= self._max_retries:
+            self._failing[(arn, shard)] = (first, times)
+            return
+        # Retries exhausted: describe the batch to the dead-letter destination and move past it.
+        self._failing.pop((arn, shard), None)
+        self._done[(arn, shard)] = rest[-1]["dynamodb"]["SequenceNumber"]
+        if self._on_failure is not None:
+            self._on_failure(failure_record(arn, shard, rest, retries=self._max_retries))
+
+
+def failure_record(arn: str, shard: str, records: list[dict[str, Any]], *, retries: int) -> dict[str, Any]:
+    """What Lambda sends to a stream mapping's on-failure destination: where the records are, not them."""
+    import datetime as dt
+
+    arrived = [r["dynamodb"].get("ApproximateCreationDateTime") for r in records]
+    stamps = [a.isoformat() if isinstance(a, dt.datetime) else a for a in arrived]
+    return {
+        "version": "1.0",
+        "timestamp": dt.datetime.now(dt.UTC).isoformat(),
+        "requestContext": {"condition": "RetryAttemptsExhausted", "approximateInvokeCount": retries + 1},
+        "DDBStreamBatchInfo": {
+            "shardId": shard,
+            "startSequenceNumber": records[0]["dynamodb"]["SequenceNumber"],
+            "endSequenceNumber": records[-1]["dynamodb"]["SequenceNumber"],
+            "approximateArrivalOfFirstRecord": stamps[0],
+            "approximateArrivalOfLastRecord": stamps[-1],
+            "batchSize": len(records),
+            "streamArn": arn,
+        },
+    }
 
 
 def _jsonable(value: Any) -> Any:
