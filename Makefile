@@ -5,7 +5,14 @@ PY := $(VENV)/bin/python
 STAMP_LOCAL := $(VENV)/.installed-local
 STAMP_DEV := $(VENV)/.installed-dev
 
-.PHONY: run test lint typecheck bench package clean
+# The tenant `make package` and `make deploy` work on: tenants/<TENANT>.toml (STAGE= is the older name).
+TENANT ?= $(or $(STAGE),dev)
+ifeq ($(strip $(TENANT)),)
+$(error TENANT is empty: name a file of tenants/, e.g. make package TENANT=dev)
+endif
+BUILD := build/$(TENANT)
+
+.PHONY: run test lint typecheck bench tenants package deploy clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -34,11 +41,23 @@ lint: $(STAMP_DEV)
 bench: $(STAMP_DEV)
 	$(PY) -m tests.bench
 
-# build/sam.json + build/deployment.zip of one stage (dev, or `make package STAGE=<tenant>`); see docs/deploy.md.
-# The template does not depend on the region; Chalice only insists that one is configured.
+# Every tenant's stage and policy files in .chalice/, from tenants/*.toml and the dev stage (see docs/deploy.md).
+tenants: $(STAMP_DEV)
+	$(PY) -m chalicelib.tenants generate
+
+# build/<tenant>/sam.json + deployment.zip: the tenant's stage is generated first. Needs no AWS credentials;
+# the template does not depend on the region, Chalice only insists that one is configured.
 package: $(STAMP_DEV)
+	$(PY) -m chalicelib.tenants generate $(TENANT)
+	rm -rf $(BUILD)
 	AWS_DEFAULT_REGION=$${AWS_DEFAULT_REGION:-$${AWS_REGION:-eu-west-1}} \
-	$(VENV)/bin/chalice package --stage $(or $(STAGE),dev) --merge-template infra/resources.json build/
+	$(VENV)/bin/chalice package --stage $(TENANT) --merge-template infra/resources.json $(BUILD)
+
+# Stack floe-<tenant> with the AWS CLI; stops first, with what to do, without credentials or an artifact bucket.
+deploy: $(STAMP_DEV)
+	$(PY) -m chalicelib.tenants deploy $(TENANT) --check
+	$(MAKE) --no-print-directory package TENANT=$(TENANT)
+	$(PY) -m chalicelib.tenants deploy $(TENANT) --template $(BUILD)/sam.json
 
 clean:
 	rm -rf $(VENV) build local-data

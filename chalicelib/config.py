@@ -7,8 +7,25 @@ app is imported. Nothing else reads `os.environ`.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import time
 from functools import cache
+
+
+@dataclass(frozen=True)
+class QuietHours:
+    """No message goes out between `start` and `end` in the contact's time zone (`start > end` spans midnight)."""
+
+    start: time
+    end: time
+
+
+@dataclass(frozen=True)
+class EmailCaps:
+    """At most this many emails per contact per day / per week; None means no cap."""
+
+    per_day: int | None = None
+    per_week: int | None = None
 
 
 @dataclass(frozen=True)
@@ -30,6 +47,16 @@ class Settings:
     endpoint_url: str | None
     # Phone numbers written without a country code are read as numbers of this region (ISO 3166).
     phone_region: str = "NL"
+    # From the tenant file (`chalicelib.tenants`): the sender's display name and postal address for marketing
+    # email, and the tenant's default quiet hours and per-contact email caps.
+    sender_name: str = ""
+    postal_address: str = ""
+    # The time zone of contacts who have none of their own (IANA name).
+    time_zone: str = "UTC"
+    quiet_hours: QuietHours | None = None
+    email_caps: EmailCaps = field(default_factory=EmailCaps)
+    # Browser origins allowed to post forms (`https://www.example.com`); empty allows any.
+    form_origins: tuple[str, ...] = ()
 
     @property
     def state_machine_prefix(self) -> str:
@@ -53,7 +80,36 @@ def from_env(env: dict[str, str] | os._Environ[str] = os.environ) -> Settings:
         time_scale=float(env.get("FLOE_TIME_SCALE", "1")),
         endpoint_url=env.get("AWS_ENDPOINT_URL") or None,
         phone_region=env.get("FLOE_PHONE_REGION", "NL").upper(),
+        sender_name=env.get("FLOE_SENDER_NAME", ""),
+        postal_address=env.get("FLOE_POSTAL_ADDRESS", ""),
+        time_zone=env.get("FLOE_TIME_ZONE", "") or "UTC",
+        quiet_hours=parse_quiet_hours(env.get("FLOE_QUIET_HOURS", "")),
+        email_caps=parse_email_caps(env.get("FLOE_EMAIL_CAPS", "")),
+        form_origins=tuple(
+            o.strip().rstrip("/").lower() for o in env.get("FLOE_FORM_ORIGINS", "").split(",") if o.strip()
+        ),
     )
+
+
+def parse_quiet_hours(text: str) -> QuietHours | None:
+    """`21:00-08:00` as QuietHours; an empty text means none. The tenant generator writes this form."""
+    if not text.strip():
+        return None
+    start, sep, end = text.strip().partition("-")
+    if not sep:
+        raise ValueError(f"FLOE_QUIET_HOURS {text!r} is not HH:MM-HH:MM")
+    return QuietHours(time.fromisoformat(start), time.fromisoformat(end))
+
+
+def parse_email_caps(text: str) -> EmailCaps:
+    """`day=1,week=3` as EmailCaps (either part may be left out); an empty text means no caps."""
+    caps: dict[str, int] = {}
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        period, _, count = part.partition("=")
+        if period not in ("day", "week") or not count.isdigit() or int(count) < 1:
+            raise ValueError(f"FLOE_EMAIL_CAPS {text!r}: expected day=<n>,week=<n> with n >= 1")
+        caps[period] = int(count)
+    return EmailCaps(per_day=caps.get("day"), per_week=caps.get("week"))
 
 
 @cache

@@ -14,8 +14,9 @@ from chalicelib.api.http import form_body, json_object, page_params, paged
 from chalicelib.api.registry import PAGE, operation
 from chalicelib.api.schemas import FormChange, FormRequest
 from chalicelib.bootstrap import runtime
+from chalicelib.config import settings
 from chalicelib.contacts.input import InputError, normalise_email, parse_model
-from chalicelib.engine.errors import Conflict, NotFound
+from chalicelib.engine.errors import Conflict, Forbidden, NotFound
 
 bp = Blueprint(__name__)
 
@@ -131,12 +132,31 @@ def delete_form(form_key: str) -> Response:
 @operation(
     bp, "POST", "/forms/{form_key}/submissions", summary="Submit a form (websites)", permission=None,
     tag="public", request="FormSubmission", response="SubmissionResult", status=202, content_types=tuple(FORM_TYPES),
+    errors=((403, "the page posting the form is not on the tenant's allowed origins"),),
 )  # fmt: skip
 def submit_form(form_key: str) -> Response:
     from chalicelib.engine.events import FormSubmissions
 
+    _check_origin(bp.current_request.headers.get("origin"))
     result = FormSubmissions(runtime()).submit(form_key, form_body(bp.current_request))
     return Response(body=result, status_code=202)
+
+
+def _check_origin(origin: str | None) -> None:
+    """Forbidden when a browser posts from a page whose origin the tenant did not allow (FLOE_FORM_ORIGINS).
+
+    Browsers send `Origin` with every cross-site POST, so a page of another site cannot post the form for
+    its visitors. A server posting a form sends none and is let through, as is anyone when no list is set.
+    """
+    allowed = settings().form_origins
+    if origin is None or not allowed or origin.strip().rstrip("/").lower() in allowed:
+        return
+    shown = origin[:200]
+    raise Forbidden(
+        "origin_not_allowed",
+        f"forms of this site cannot be posted from {shown!r}",
+        [{"path": "/headers/origin", "code": "origin_not_allowed", "message": f"{shown!r} is not an allowed origin"}],
+    )
 
 
 @operation(

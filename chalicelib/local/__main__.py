@@ -151,7 +151,7 @@ def main() -> None:
 
     from app import app
     from chalicelib import handlers, metrics
-    from chalicelib.local.streams import StreamPump
+    from chalicelib.local.streams import StreamPump, to_queue
     from chalicelib.storage.keys import ApiKeys
     from chalicelib.storage.models import STREAMED
 
@@ -164,6 +164,7 @@ def main() -> None:
         boto3.client("dynamodbstreams", region_name=region, endpoint_url=endpoint),
         [model.Meta.table_name for model in STREAMED],
         handlers.changes,
+        on_failure=to_queue(sqs, queues.changes_dlq),
     )
     outbox = Outbox(data, region)
     stop = threading.Event()

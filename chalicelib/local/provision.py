@@ -17,6 +17,8 @@ class Queues:
     steps: str
     enrollments: str
     imports: str
+    # Where the stream pump describes a batch of change records that failed every retry (as in infra/).
+    changes_dlq: str
 
 
 def queue_names(tenant: str) -> dict[str, str]:
@@ -51,9 +53,12 @@ def provision(
                 "RedrivePolicy": json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": str(MAX_RECEIVES)}),
             },
         )["QueueUrl"]
+    changes_dlq = sqs.create_queue(QueueName=f"floe-{tenant}-changes-dlq")["QueueUrl"]
     # SES reports bounces, complaints and deliveries to this topic in a deployment (see infra/).
     if sns is not None:
         sns.create_topic(Name=f"floe-{tenant}-ses-events")
     domain = sender.rpartition("@")[2]
     sesv2.create_email_identity(EmailIdentity=domain)
-    return Queues(steps=urls["steps"], enrollments=urls["enrollments"], imports=urls["imports"])
+    return Queues(
+        steps=urls["steps"], enrollments=urls["enrollments"], imports=urls["imports"], changes_dlq=changes_dlq
+    )

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from typing import Any
 
 from chalicelib.local.pumps import LambdaContext
+from chalicelib.logs import logger
 
 Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
 # The retries of a failing batch before it is passed over: infra/resources.json's MaximumRetryAttempts.
@@ -75,8 +76,14 @@ class StreamPump:
         if not records:
             return 0
         event = {"Records": [{**r, "eventSourceARN": arn} for r in records]}
-        result = self._handler(_jsonable(event), LambdaContext()) or {}
-        failures = {f["itemIdentifier"] for f in result.get("batchItemFailures", [])}
+        try:
+            result = self._handler(_jsonable(event), LambdaContext()) or {}
+            failures = {f["itemIdentifier"] for f in result.get("batchItemFailures", [])}
+        except Exception as exc:
+            # A function that raises (Powertools does when every record failed) failed the whole batch;
+            # the records' own errors are logged by the batch processor.
+            logger.warning("change batch failed", extra={"stream": arn, "shard": shard, "error": type(exc).__name__})
+            failures = {r["dynamodb"]["SequenceNumber"] for r in records}
         # Lambda checkpoints before the first failed record and delivers it (and what follows) again.
         for i, record in enumerate(records):
             sequence = record["dynamodb"]["SequenceNumber"]
@@ -100,6 +107,16 @@ class StreamPump:
         self._done[(arn, shard)] = rest[-1]["dynamodb"]["SequenceNumber"]
         if self._on_failure is not None:
             self._on_failure(failure_record(arn, shard, rest, retries=self._max_retries))
+
+
+def to_queue(sqs: Any, queue_url: str) -> Callable[[dict[str, Any]], None]:
+    """An on-failure destination that sends each description to an SQS queue, as Lambda does."""
+    import json
+
+    def send(description: dict[str, Any]) -> None:
+        sqs.send_message(QueueUrl=queue_url, MessageBody=json.dumps(description))
+
+    return send
 
 
 def failure_record(arn: str, shard: str, records: list[dict[str, Any]], *, retries: int) -> dict[str, Any]:

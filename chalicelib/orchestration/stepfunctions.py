@@ -33,6 +33,8 @@ class StateMachines:
                 definition=json.dumps(definition),
                 roleArn=self._role_arn,
                 type="STANDARD",
+                # X-Ray traces each execution with its SQS tasks; the states role may write traces (infra/).
+                tracingConfiguration={"enabled": True},
                 tags=[{"key": "floe:flow", "value": flow_id}, {"key": "floe:version", "value": str(version)}],
             )
             return str(out["stateMachineArn"])

@@ -28,7 +28,7 @@ from chalicelib.config import settings
 from chalicelib.local.gateway import shape_test_client
 from chalicelib.local.provision import Queues, provision
 from chalicelib.local.pumps import drain
-from chalicelib.local.streams import StreamPump
+from chalicelib.local.streams import StreamPump, to_queue
 from chalicelib.storage.keys import ApiKeys
 from chalicelib.storage.models import STREAMED
 from tests.conftest import fake_aws_env
@@ -48,6 +48,8 @@ class Stack:
     admin_key: str
     changes: StreamPump
     handled: list[str] = field(default_factory=list)
+    # Where the change pump describes stream batches that failed every retry.
+    changes_dlq_url: str = ""
     # The EMF documents the app published (to stdout in AWS), in order: what CloudWatch would read.
     metrics: list[dict[str, Any]] = field(default_factory=list)
 
@@ -141,7 +143,7 @@ def links(html: str, kind: str) -> list[str]:
     return re.findall(rf"https?://[^/\"]+(/t/{kind}/[A-Za-z0-9_\-.]+)", html)
 
 
-def change_pump(region: str, endpoint: str | None = None) -> StreamPump:
+def change_pump(region: str, sqs: Any, dead_letters: str, endpoint: str | None = None) -> StreamPump:
     """The pump that feeds the change worker from the streamed tables."""
     kwargs = {"region_name": region, **({"endpoint_url": endpoint} if endpoint else {})}
     return StreamPump(
@@ -150,6 +152,7 @@ def change_pump(region: str, endpoint: str | None = None) -> StreamPump:
         boto3.client("dynamodbstreams", config=Config(account_id_endpoint_mode="disabled"), **kwargs),
         [m.Meta.table_name for m in STREAMED],
         handlers.changes,
+        on_failure=to_queue(sqs, dead_letters),
     )
 
 
@@ -209,9 +212,17 @@ def serving(app: Any, sqs: Any, sfn: Any, queues: Queues) -> Iterator[Stack]:
         metrics.flush()
         published.clear()
         stack = Stack(
-            client, sqs, sfn, queues.steps, queues.enrollments, queues.imports, admin_key, change_pump(REGION)
+            client,
+            sqs,
+            sfn,
+            queues.steps,
+            queues.enrollments,
+            queues.imports,
+            admin_key,
+            change_pump(REGION, sqs, queues.changes_dlq),
         )
         stack.metrics = published
+        stack.changes_dlq_url = queues.changes_dlq
         try:
             yield stack
         finally:

@@ -127,7 +127,10 @@ def test_a_dead_lettered_step_is_found_redriven_once_and_completes(
         "redrivable": True,
     }  # fmt: skip
     assert queues["enrollments"]["messages"] == queues["imports"]["messages"] == 0
-    assert queues["changes"]["exists"] is False  # the streams' failure queue is made by the deployment only
+    assert queues["changes"] == {
+        "queue": "changes", "dead_letter_queue": "floe-test-changes-dlq", "exists": True, "messages": 0,
+        "in_flight": 0, "redrivable": False,
+    }  # fmt: skip
 
     # A dry run shows which participant and step would move, and moves nothing.
     code, dry, _ = admin(capsys, "redrive", "steps", "--dry-run")

@@ -6,10 +6,13 @@ a redelivered change writes nothing twice; paging and the kind filter hold; role
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
+import boto3
+
 from chalicelib.api.record_schemas import TimelinePage
-from chalicelib.storage.models import TimelineModel
+from chalicelib.storage.models import ContactModel, TimelineModel
 from tests.functional.conftest import REGION, Stack, body_of, change_pump, links
 from tests.functional.test_lifecycle import error_of, finished, new_flow, new_form, submit
 
@@ -168,7 +171,7 @@ def test_a_redelivered_change_writes_nothing_twice(stack: Stack) -> None:
             "flow_left", "opened"} <= {i["kind"] for i in before}  # fmt: skip
 
     # A second reader from the start of the streams: every record is delivered again.
-    again = change_pump(REGION)
+    again = change_pump(REGION, stack.sqs, stack.changes_dlq_url)
     assert again.drain() >= 6
     while again.drain():
         pass
@@ -200,3 +203,23 @@ def test_the_timeline_pages_filters_and_checks_who_asks(stack: Stack) -> None:
     cursor = stack.http("GET", f"/contacts/{cid}/timeline?limit=1").json_body["next_cursor"]
     assert cursor
     assert error_of(stack.http("GET", f"/contacts/{other}/timeline?cursor={cursor}"), 400)["code"] == ("invalid_cursor")
+
+
+def test_a_change_that_fails_every_retry_is_dead_lettered_and_the_stream_moves_on(stack: Stack) -> None:
+    # An item no contact model can read (written around the API): its change record fails every time.
+    boto3.client("dynamodb", region_name=REGION).put_item(
+        TableName=ContactModel.Meta.table_name,
+        Item={"contact_id": {"S": "ct_broken"}, "created_at": {"S": "not a time"}, "updated_at": {"S": "-"}},
+    )
+    stack.settle()
+    after = stack.http("POST", "/contacts", {"email": "after@example.com"}).json_body["contact_id"]
+    stack.settle()
+    assert [i["kind"] for i in timeline(stack, after)] == ["contact_created"]
+    got = stack.sqs.receive_message(QueueUrl=stack.changes_dlq_url, MaxNumberOfMessages=10).get("Messages", [])
+    assert len(got) == 1
+    failure = json.loads(got[0]["Body"])
+    assert failure["requestContext"]["condition"] == "RetryAttemptsExhausted"
+    info = failure["DDBStreamBatchInfo"]
+    assert info["batchSize"] == 1
+    assert info["startSequenceNumber"] == info["endSequenceNumber"]
+    assert "-contacts/stream/" in info["streamArn"]
