@@ -103,9 +103,10 @@ class Packaged:
     plain: dict[str, Any] | None = None
 
 
-def offline_env() -> dict[str, str]:
+def offline_env(**extra: str) -> dict[str, str]:
+    """This process's environment without any AWS credentials or region (plus `extra`)."""
     env = {k: v for k, v in os.environ.items() if k not in CREDENTIAL_VARIABLES}
-    return {**env, **NO_CREDENTIALS}
+    return {**env, **NO_CREDENTIALS, **extra}
 
 
 def _copy_project(dest: Path) -> None:

@@ -26,26 +26,10 @@ from chalicelib.config import EmailCaps, QuietHours, from_env
 from chalicelib.tenants import TenantFileError, all_tenants, drift, generate, load, rendered
 from tests.conftest import example
 from tests.functional.conftest import Stack
+from tests.functional.test_package import offline_env
 
 PROJECT = Path(__file__).resolve().parents[2]
 VENV = Path(sys.executable).parents[1]
-NO_CREDENTIALS = {
-    "AWS_CONFIG_FILE": "/nonexistent/aws/config",
-    "AWS_SHARED_CREDENTIALS_FILE": "/nonexistent/aws/credentials",
-    "AWS_EC2_METADATA_DISABLED": "true",
-}
-CREDENTIAL_VARIABLES = {
-    "AWS_ACCESS_KEY_ID",
-    "AWS_SECRET_ACCESS_KEY",
-    "AWS_SESSION_TOKEN",
-    "AWS_PROFILE",
-    "AWS_DEFAULT_PROFILE",
-    "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
-    "AWS_CONTAINER_CREDENTIALS_FULL_URI",
-    "AWS_WEB_IDENTITY_TOKEN_FILE",
-    "AWS_REGION",
-    "AWS_DEFAULT_REGION",
-}
 
 ZETA = """
 name = "zeta"
@@ -81,11 +65,6 @@ def project(tmp_path: Path) -> Path:
 
 def files_of(folder: Path) -> dict[str, str]:
     return {p.name: p.read_text() for p in sorted(folder.glob("*.json"))}
-
-
-def offline_env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in CREDENTIAL_VARIABLES}
-    return {**env, **NO_CREDENTIALS, **extra}
 
 
 def tenants_cli(*args: str, env: dict[str, str], cwd: Path = PROJECT) -> subprocess.CompletedProcess[str]:
