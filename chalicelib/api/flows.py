@@ -9,7 +9,7 @@ from chalice import Blueprint, Response
 from chalicelib.api.authorizer import api_key
 from chalicelib.api.http import json_body, json_object, page_params, paged, query
 from chalicelib.api.registry import PAGE, Param, operation
-from chalicelib.api.schemas import ParticipantStatus
+from chalicelib.api.shared_schemas import ParticipantStatus
 from chalicelib.bootstrap import runtime
 from chalicelib.engine.errors import BadRequest, NotFound, Unprocessable
 

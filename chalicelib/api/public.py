@@ -12,7 +12,7 @@ from chalice import Blueprint, Response
 from chalicelib.api.authorizer import api_key
 from chalicelib.api.http import form_body, json_object, page_params, paged
 from chalicelib.api.registry import PAGE, operation
-from chalicelib.api.schemas import FormChange, FormRequest
+from chalicelib.api.shared_schemas import FormChange, FormRequest
 from chalicelib.bootstrap import runtime
 from chalicelib.config import settings
 from chalicelib.contacts.input import InputError, normalise_email, parse_model

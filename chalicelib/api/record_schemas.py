@@ -11,7 +11,7 @@ from typing import Any, Literal
 from pydantic import Field
 
 from chalicelib.api.contacts import Contact, ContactConsent
-from chalicelib.api.schemas import TraceEntry
+from chalicelib.api.shared_schemas import TraceEntry
 from chalicelib.contacts.crm import ActivityType, Priority, RequestStatus, SaleStatus
 from chalicelib.contacts.timeline_kinds import TimelineKind
 from chalicelib.schema import Model

@@ -18,6 +18,10 @@ from chalicelib.access import Role
 # Declared with the contact routes; named here for the routes elsewhere that answer contacts too.
 from chalicelib.api.contacts import Contact as Contact
 from chalicelib.api.contacts import ContactPage as ContactPage
+from chalicelib.api.shared_schemas import FormChange as FormChange
+from chalicelib.api.shared_schemas import FormRequest as FormRequest
+from chalicelib.api.shared_schemas import ParticipantStatus
+from chalicelib.api.shared_schemas import TraceEntry as TraceEntry
 from chalicelib.flows.model import Flow as _FlowModel
 from chalicelib.schema import Model
 
@@ -105,9 +109,6 @@ class VersionList(Model):
     versions: list[FlowVersion]
 
 
-ParticipantStatus = Literal["starting", "active", "waiting", "completed", "exited", "failed"]
-
-
 class ParticipantSummary(Model):
     participant_id: str = Field(description="`<contact_id>.<entry>`")
     contact_id: str
@@ -120,13 +121,6 @@ class ParticipantSummary(Model):
     updated_at: dt.datetime
     last_message: dict[str, Any] | None
     engagement: list[str] = Field(description="`opened:<step>`, `clicked:<step>`, …")
-
-
-class TraceEntry(Model):
-    at: dt.datetime
-    step: str | None
-    event: str
-    detail: str
 
 
 class Participant(ParticipantSummary):
@@ -170,25 +164,6 @@ class EnrollmentResults(Model):
 
 
 # --- forms and the public routes ----------------------------------------------------------------------
-
-FormKey = Field(pattern=r"^[A-Za-z0-9_-]{1,64}$", description="1-64 letters, digits, `-` or `_`.")
-
-
-class FormRequest(Model):
-    model_config = ConfigDict(defer_build=True, extra="forbid")
-
-    key: str = FormKey
-    name: str | None = Field(None, min_length=1, max_length=200, description="Defaults to the key.")
-    owner_email: str | None = Field(
-        None, max_length=254, description="The salesperson new contacts from this form are assigned to."
-    )
-
-
-class FormChange(Model):
-    model_config = ConfigDict(defer_build=True, extra="forbid")
-
-    name: str = Field(min_length=1, max_length=200)
-    owner_email: str | None = Field(None, max_length=254, description="Null or absent: no owner.")
 
 
 class Form(Model):
