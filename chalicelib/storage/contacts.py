@@ -79,9 +79,6 @@ class _Transaction:
     def __init__(self) -> None:
         self._items: list[tuple[str, str, Callable[[TransactWrite], None]]] = []
 
-    def check(self, label: str, model: type[Model], key: str, condition: Condition) -> None:
-        self._items.append(("check", label, lambda tx: tx.condition_check(model, key, condition=condition)))
-
     def delete(self, label: str, item: Model, condition: Condition | None = None) -> None:
         self._items.append(("delete", label, lambda tx: tx.delete(item, condition=condition)))
 

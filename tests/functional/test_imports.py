@@ -17,19 +17,11 @@ from chalicelib.contacts.input import check_contact
 from chalicelib.engine.imports import Chunker, import_id_for
 from chalicelib.local.pumps import drain
 from tests.functional.conftest import Stack
+from tests.functional.test_lifecycle import error_of
 
 CSV = "text/csv"
 JSONL = "application/x-ndjson"
 NOW = dt.datetime(2025, 1, 1, tzinfo=dt.UTC)
-
-
-def error_of(answer: Any, status: int) -> dict[str, Any]:
-    assert answer.status_code == status, (answer.status_code, answer.body)
-    assert answer.headers["Content-Type"].startswith("application/json")
-    error = answer.json_body["error"]
-    assert set(error) == {"code", "message", "details"}
-    assert error["message"]
-    return dict(error)
 
 
 def upload(stack: Stack, text: str, content_type: str = CSV, status: int = 202, key: str = "admin") -> dict[str, Any]:
