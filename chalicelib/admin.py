@@ -14,6 +14,11 @@ Dead letters and stuck participants (docs/runbook.md):
     python -m chalicelib.admin stuck --tenant acme [--flow <flow id>] [--older-than 1h]
     python -m chalicelib.admin end-participant <flow id> <participant id> --tenant acme [--why "..."]
 
+Changes the change worker missed (docs/runbook.md):
+
+    python -m chalicelib.admin replay-changes --tenant acme [--dry-run]
+    python -m chalicelib.admin reindex --tenant acme [--dry-run]
+
 The tables and queues are found like the functions find them: `floe-<tenant>-` (or
 FLOE_TABLE_PREFIX) in AWS_REGION. Every command prints JSON. A key is printed once; only its hash is
 stored.
@@ -94,6 +99,16 @@ def _parser() -> argparse.ArgumentParser:
     end.add_argument("flow_id")
     end.add_argument("participant_id")
     end.add_argument("--why", default="ended by an operator", help="the reason written in its trace")
+    replay = commands.add_parser(
+        "replay-changes",
+        parents=[stack],
+        help="read the stream batches described in the changes DLQ again and hand them to the change worker",
+    )
+    replay.add_argument("--dry-run", action="store_true", help="show what would be replayed, and replay nothing")
+    rebuild = commands.add_parser(
+        "reindex", parents=[stack], help="rebuild the segment index from the contacts (fixes only what differs)"
+    )
+    rebuild.add_argument("--dry-run", action="store_true", help="count what would be fixed, and fix nothing")
     return parser
 
 
@@ -151,10 +166,12 @@ def main(argv: Sequence[str] | None = None, env: dict[str, str] | None = None) -
 
 
 def _operate(args: argparse.Namespace, s: Settings) -> int:
-    """The dead-letter and stuck-participant commands."""
+    """The dead-letter, stuck-participant and repair commands."""
     from chalicelib.deadletters import DeadLetters, QueueMissing
     from chalicelib.storage import models
 
+    if args.command in ("replay-changes", "reindex"):
+        return _repair(args, s)
     if args.command in ("dlq-status", "redrive"):
         dead_letters = DeadLetters(_client(s, "sqs"), tenant=s.tenant)
         if args.command == "dlq-status":
@@ -187,6 +204,48 @@ def _operate(args: argparse.Namespace, s: Settings) -> int:
         return 1
     _print(ended)
     return 0
+
+
+def _repair(args: argparse.Namespace, s: Settings) -> int:
+    """Changes the change worker missed: replay them from the stream, or rebuild the segment index."""
+    from botocore.config import Config
+
+    from chalicelib.bootstrap import build_runtime
+    from chalicelib.deadletters import DeadLetters, QueueMissing
+    from chalicelib.engine.changes import ChangeWorker
+    from chalicelib.reindex import reindex
+    from chalicelib.replay import ChangeReplay
+    from chalicelib.storage import models
+
+    if not models.ContactModel.exists():
+        print(
+            f"no table {models.ContactModel.Meta.table_name} in {s.region}: check --tenant and --region",
+            file=sys.stderr,
+        )
+        return 1
+    rt = build_runtime(s)
+    if args.command == "reindex":
+        _print(reindex(rt.segment_index, dry_run=args.dry_run).as_dict())
+        return 0
+    sqs = _client(s, "sqs")
+    dead_letters = DeadLetters(sqs, tenant=s.tenant)
+    try:
+        queue = dead_letters.queue_url(dead_letters.name("changes", dead=True))
+    except QueueMissing as exc:
+        print(f"{exc} in {s.region}: check --tenant and --region", file=sys.stderr)
+        return 1
+    import boto3
+
+    streams = boto3.client(
+        "dynamodbstreams",
+        region_name=s.region,
+        # The regional endpoint, which every stream tool (and the local stack) answers.
+        config=Config(account_id_endpoint_mode="disabled"),
+        **({"endpoint_url": s.endpoint_url} if s.endpoint_url else {}),
+    )
+    replayed = ChangeReplay(sqs, streams, queue, ChangeWorker(rt).handle).run(dry_run=args.dry_run)
+    _print(replayed.as_dict())
+    return 0 if not replayed.failed and not replayed.expired and not replayed.unreadable else 1
 
 
 if __name__ == "__main__":

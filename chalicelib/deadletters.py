@@ -110,7 +110,7 @@ class DeadLetters:
                 return None
             raise
 
-    def _needed(self, name: str) -> str:
+    def queue_url(self, name: str) -> str:
         url = self._url(name)
         if url is None:
             raise QueueMissing(f"no queue {name}")
@@ -139,7 +139,7 @@ class DeadLetters:
         if queue not in REDRIVABLE:
             raise ValueError(f"{queue!r} is not a queue to redrive; one of {', '.join(REDRIVABLE)}")
         dead_name, source_name = self.name(queue, dead=True), self.name(queue, dead=False)
-        dead, source = self._needed(dead_name), self._needed(source_name)
+        dead, source = self.queue_url(dead_name), self.queue_url(source_name)
         # At most what is there now: a message that fails again and comes back meanwhile is not moved twice.
         budget, _ = self._depth(dead)
         if limit is not None:

@@ -75,9 +75,9 @@ class StreamPump:
         records = got.get("Records", [])
         if not records:
             return 0
-        event = {"Records": [{**r, "eventSourceARN": arn} for r in records]}
+        event = {"Records": lambda_records(arn, records)}
         try:
-            result = self._handler(_jsonable(event), LambdaContext()) or {}
+            result = self._handler(event, LambdaContext()) or {}
             failures = {f["itemIdentifier"] for f in result.get("batchItemFailures", [])}
         except Exception as exc:
             # A function that raises (Powertools does when every record failed) failed the whole batch;
@@ -139,6 +139,11 @@ def failure_record(arn: str, shard: str, records: list[dict[str, Any]], *, retri
             "streamArn": arn,
         },
     }
+
+
+def lambda_records(arn: str, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Stream records (as boto3 reads them) as the stream's Lambda receives them."""
+    return [_jsonable({**r, "eventSourceARN": arn}) for r in records]
 
 
 def _jsonable(value: Any) -> Any:
