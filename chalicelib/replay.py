@@ -110,11 +110,7 @@ class ChangeReplay:
     def run(self, *, dry_run: bool = False) -> Replay:
         out = Replay(dry_run=dry_run)
         # At most what is there now: a message kept after a failure is not taken twice in one run.
-        budget = int(
-            self._sqs.get_queue_attributes(QueueUrl=self._queue, AttributeNames=["ApproximateNumberOfMessages"])[
-                "Attributes"
-            ]["ApproximateNumberOfMessages"]
-        )
+        budget = self._visible()
         seen: set[str] = set()
         while len(seen) < budget:
             got = self._sqs.receive_message(
@@ -129,12 +125,12 @@ class ChangeReplay:
             for message in fresh:
                 seen.add(message["MessageId"])
                 self._one(message, out)
-        out.left = int(
-            self._sqs.get_queue_attributes(QueueUrl=self._queue, AttributeNames=["ApproximateNumberOfMessages"])[
-                "Attributes"
-            ]["ApproximateNumberOfMessages"]
-        )
+        out.left = self._visible()
         return out
+
+    def _visible(self) -> int:
+        attrs = self._sqs.get_queue_attributes(QueueUrl=self._queue, AttributeNames=["ApproximateNumberOfMessages"])
+        return int(attrs["Attributes"]["ApproximateNumberOfMessages"])
 
     def _one(self, message: dict[str, Any], out: Replay) -> None:
         info = batch_of(message["Body"])
