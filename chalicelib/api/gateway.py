@@ -31,6 +31,10 @@ GATEWAY_RESPONSES: dict[str, tuple[int, str, str]] = {
 }
 
 
+# Headers API Gateway adds to some of its answers: a throttled client may try again after a second.
+GATEWAY_HEADERS: dict[str, dict[str, str]] = {"THROTTLED": {"Retry-After": "1"}}
+
+
 def body(response_type: str) -> str:
     _, code, message = GATEWAY_RESPONSES[response_type]
     return json.dumps({"error": {"code": code, "message": message, "details": []}})

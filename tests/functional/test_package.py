@@ -47,7 +47,7 @@ import pytest
 from cfnlint.api import lint
 from pynamodb.attributes import TTLAttribute
 
-from chalicelib.api.gateway import GATEWAY_RESPONSES, body
+from chalicelib.api.gateway import GATEWAY_HEADERS, GATEWAY_RESPONSES, body
 from chalicelib.local.provision import MAX_RECEIVES, queue_names
 from chalicelib.storage.models import MODELS, STREAMED, table_definitions
 
@@ -489,6 +489,9 @@ def test_gateway_answers_are_the_error_shape_of_the_app(packaged: Packaged) -> N
             assert "statusCode" not in answer, kind
         else:
             assert answer["statusCode"] == str(status), kind
+        headers = {f"gatewayresponse.header.{k}": f"'{v}'" for k, v in GATEWAY_HEADERS.get(kind, {}).items()}
+        assert answer.get("responseParameters", {}) == headers, kind
+    assert answers["THROTTLED"]["responseParameters"] == {"gatewayresponse.header.Retry-After": "'1'"}
 
 
 def test_each_role_allows_what_its_event_sources_need(packaged: Packaged) -> None:
