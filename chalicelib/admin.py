@@ -208,11 +208,10 @@ def _operate(args: argparse.Namespace, s: Settings) -> int:
 
 def _repair(args: argparse.Namespace, s: Settings) -> int:
     """Changes the change worker missed: replay them from the stream, or rebuild the segment index."""
-    from botocore.config import Config
-
     from chalicelib.bootstrap import build_runtime
     from chalicelib.deadletters import DeadLetters, QueueMissing
     from chalicelib.engine.changes import ChangeWorker
+    from chalicelib.local.streams import streams_client
     from chalicelib.reindex import reindex
     from chalicelib.replay import ChangeReplay
     from chalicelib.storage import models
@@ -234,15 +233,7 @@ def _repair(args: argparse.Namespace, s: Settings) -> int:
     except QueueMissing as exc:
         print(f"{exc} in {s.region}: check --tenant and --region", file=sys.stderr)
         return 1
-    import boto3
-
-    streams = boto3.client(
-        "dynamodbstreams",
-        region_name=s.region,
-        # The regional endpoint, which every stream tool (and the local stack) answers.
-        config=Config(account_id_endpoint_mode="disabled"),
-        **({"endpoint_url": s.endpoint_url} if s.endpoint_url else {}),
-    )
+    streams = streams_client(s.region, s.endpoint_url)
     replayed = ChangeReplay(sqs, streams, queue, ChangeWorker(rt).handle).run(dry_run=args.dry_run)
     _print(replayed.as_dict())
     return 0 if not replayed.failed and not replayed.expired and not replayed.unreadable else 1

@@ -151,17 +151,15 @@ def main() -> None:
 
     from app import app
     from chalicelib import handlers, metrics
-    from chalicelib.local.streams import StreamPump, to_queue
+    from chalicelib.local.streams import StreamPump, streams_client, to_queue
     from chalicelib.storage.keys import ApiKeys
     from chalicelib.storage.models import STREAMED
 
     admin_key = _admin_key(ApiKeys(), data)
     metrics.use(metrics.to_file(data / METRICS_FILE))
-    # moto's server is the endpoint of every client here, so the streams client never resolves an
-    # account-based endpoint (`<account>.ddb…`) that moto would not answer.
     changes = StreamPump(
         boto3.client("dynamodb", region_name=region, endpoint_url=endpoint),
-        boto3.client("dynamodbstreams", region_name=region, endpoint_url=endpoint),
+        streams_client(region, endpoint),
         [model.Meta.table_name for model in STREAMED],
         handlers.changes,
         on_failure=to_queue(sqs, queues.changes_dlq),

@@ -141,6 +141,20 @@ def failure_record(arn: str, shard: str, records: list[dict[str, Any]], *, retri
     }
 
 
+def streams_client(region: str, endpoint: str | None = None) -> Any:
+    """A DynamoDB Streams client on the regional endpoint: AWS answers there too, and moto (in process or
+    as the local stack's server) knows no account-based stream endpoint (`<account>.streams-ddb…`)."""
+    import boto3
+    from botocore.config import Config
+
+    return boto3.client(
+        "dynamodbstreams",
+        region_name=region,
+        config=Config(account_id_endpoint_mode="disabled"),
+        **({"endpoint_url": endpoint} if endpoint else {}),
+    )
+
+
 def lambda_records(arn: str, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Stream records (as boto3 reads them) as the stream's Lambda receives them."""
     return [_jsonable({**r, "eventSourceARN": arn}) for r in records]

@@ -16,7 +16,6 @@ from typing import Any
 
 import boto3
 import pytest
-from botocore.config import Config
 from chalice.test import Client
 from moto import mock_aws
 from moto.core import DEFAULT_ACCOUNT_ID
@@ -28,7 +27,7 @@ from chalicelib.config import settings
 from chalicelib.local.gateway import shape_test_client
 from chalicelib.local.provision import Queues, provision
 from chalicelib.local.pumps import drain
-from chalicelib.local.streams import StreamPump, to_queue
+from chalicelib.local.streams import StreamPump, streams_client, to_queue
 from chalicelib.storage.keys import ApiKeys
 from chalicelib.storage.models import STREAMED
 from tests.conftest import fake_aws_env
@@ -148,8 +147,7 @@ def change_pump(region: str, sqs: Any, dead_letters: str, endpoint: str | None =
     kwargs = {"region_name": region, **({"endpoint_url": endpoint} if endpoint else {})}
     return StreamPump(
         boto3.client("dynamodb", **kwargs),
-        # Account-based stream endpoints (`<account>.streams-ddb…`) are unknown to moto's in-process mock.
-        boto3.client("dynamodbstreams", config=Config(account_id_endpoint_mode="disabled"), **kwargs),
+        streams_client(region, endpoint),
         [m.Meta.table_name for m in STREAMED],
         handlers.changes,
         on_failure=to_queue(sqs, dead_letters),

@@ -9,10 +9,10 @@ from __future__ import annotations
 import json
 from typing import Any
 
-import boto3
-from botocore.config import Config
+import pytest
 from botocore.stub import Stubber
 
+from chalicelib.local.streams import streams_client
 from chalicelib.replay import ChangeReplay, batch_of
 
 ARN = "arn:aws:dynamodb:eu-west-1:123456789012:table/floe-t-contacts/stream/2026-11-23T10:00:00.000"
@@ -31,19 +31,15 @@ def record(n: int) -> dict[str, Any]:
     return {"eventID": str(n), "eventName": "MODIFY", "dynamodb": {"SequenceNumber": seq(n)}}
 
 
-def streams() -> tuple[Any, Stubber]:
-    client = boto3.client(
-        "dynamodbstreams",
-        region_name="eu-west-1",
-        aws_access_key_id="x",
-        aws_secret_access_key="x",
-        config=Config(account_id_endpoint_mode="disabled"),
-    )
+def streams(monkeypatch: pytest.MonkeyPatch) -> tuple[Any, Stubber]:
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    client = streams_client("eu-west-1")
     return client, Stubber(client)
 
 
-def test_a_batch_is_read_across_empty_pages_up_to_its_last_record() -> None:
-    client, stub = streams()
+def test_a_batch_is_read_across_empty_pages_up_to_its_last_record(monkeypatch: pytest.MonkeyPatch) -> None:
+    client, stub = streams(monkeypatch)
     stub.add_response(
         "get_shard_iterator",
         {"ShardIterator": "i" * 8},
@@ -58,15 +54,15 @@ def test_a_batch_is_read_across_empty_pages_up_to_its_last_record() -> None:
     stub.assert_no_pending_responses()
 
 
-def test_records_past_the_stream_s_24_hours_count_as_gone() -> None:
-    client, stub = streams()
+def test_records_past_the_stream_s_24_hours_count_as_gone(monkeypatch: pytest.MonkeyPatch) -> None:
+    client, stub = streams(monkeypatch)
     stub.add_client_error("get_shard_iterator", "TrimmedDataAccessException", "trimmed")
     with stub:
         assert ChangeReplay(None, client, "", lambda r: None).records(info(5, 7)) is None
 
 
-def test_an_open_shard_that_stays_empty_ends_the_read() -> None:
-    client, stub = streams()
+def test_an_open_shard_that_stays_empty_ends_the_read(monkeypatch: pytest.MonkeyPatch) -> None:
+    client, stub = streams(monkeypatch)
     stub.add_response("get_shard_iterator", {"ShardIterator": "i" * 8})
     for _ in range(5):
         stub.add_response("get_records", {"Records": [], "NextShardIterator": "j" * 8})
