@@ -18,7 +18,7 @@ from pynamodb.transactions import TransactWrite
 from chalicelib.storage import models
 from chalicelib.storage.models import ContactModel, CrmObjectModel
 from chalicelib.storage.paging import Page, encode_cursor
-from chalicelib.storage.records import partition_start
+from chalicelib.storage.records import erase_partition, partition_start
 from chalicelib.storage.time import Clock, utcnow
 
 PREFIX = {"activity": "act_", "sale": "sale_", "request": "req_"}
@@ -97,12 +97,7 @@ class CrmObjects:
 
     def erase(self, contact_id: str) -> int:
         """Delete every object of the contact; how many there were."""
-        removed = 0
-        with CrmObjectModel.batch_write() as batch:
-            for item in CrmObjectModel.query(contact_id, consistent_read=True, attributes_to_get=["object_id"]):
-                batch.delete(CrmObjectModel(contact_id=contact_id, object_id=item.object_id))
-                removed += 1
-        return removed
+        return erase_partition(CrmObjectModel, contact_id, "object_id")
 
 
 def _failed_check(reasons: list[Any], index: int) -> bool:

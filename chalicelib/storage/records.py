@@ -38,6 +38,16 @@ def delete_waits(items: list[ParkedWaitModel]) -> int:
     return len(items)
 
 
+def erase_partition(model: Any, contact_id: str, range_name: str) -> int:
+    """Delete every item of a table partitioned by contact (keys read consistently); how many there were."""
+    removed = 0
+    with model.batch_write() as batch:
+        for item in model.query(contact_id, consistent_read=True, attributes_to_get=[range_name]):
+            batch.delete(model(contact_id, getattr(item, range_name)))
+            removed += 1
+    return removed
+
+
 def partition_start(cursor: str | None, hash_name: str, hash_value: str, range_name: str, prefix: str = "") -> Any:
     """The start key a cursor stands for, in one contact's partition; raises InvalidCursor otherwise.
 

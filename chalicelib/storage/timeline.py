@@ -20,7 +20,7 @@ from pynamodb.transactions import TransactWrite
 from chalicelib.storage import models
 from chalicelib.storage.models import ContactModel, TimelineModel
 from chalicelib.storage.paging import Page, encode_cursor
-from chalicelib.storage.records import partition_start
+from chalicelib.storage.records import erase_partition, partition_start
 from chalicelib.storage.time import Clock, utcnow
 
 # A transaction holds at most 100 items: the guard and 99 timeline items.
@@ -106,9 +106,4 @@ class Timeline:
         return iter(TimelineModel.query(contact_id, scan_index_forward=False, consistent_read=True))
 
     def erase(self, contact_id: str) -> int:
-        removed = 0
-        with TimelineModel.batch_write() as batch:
-            for item in TimelineModel.query(contact_id, consistent_read=True, attributes_to_get=["at_id"]):
-                batch.delete(TimelineModel(contact_id=contact_id, at_id=item.at_id))
-                removed += 1
-        return removed
+        return erase_partition(TimelineModel, contact_id, "at_id")

@@ -26,6 +26,7 @@ from chalicelib.storage import models
 from chalicelib.storage.models import ContactModel, SegmentIndexModel
 from chalicelib.storage.paging import encode_cursor
 from tests.functional.conftest import STACK_ENV, Stack
+from tests.strategies import combined
 
 CONDITION: TypeAdapter[Condition] = TypeAdapter(Condition)
 
@@ -316,15 +317,7 @@ leaves = st.one_of(
         st.one_of(VALUES, st.lists(VALUES, max_size=3)),
     ),
 )
-conditions = st.recursive(
-    leaves,
-    lambda inner: st.one_of(
-        st.builds(lambda cs: {"type": "all", "conditions": cs}, st.lists(inner, min_size=1, max_size=3)),
-        st.builds(lambda cs: {"type": "any", "conditions": cs}, st.lists(inner, min_size=1, max_size=3)),
-        st.builds(lambda c: {"type": "not", "condition": c}, inner),
-    ),
-    max_leaves=5,
-)
+conditions = combined(leaves, max_leaves=5)
 
 
 @pytest.fixture

@@ -14,6 +14,7 @@ from pydantic import TypeAdapter
 
 from chalicelib.contacts.conditions import AllOf, AnyOf, Condition, Not, evaluate, explain
 from chalicelib.contacts.model import Contact, Facts
+from tests.strategies import combined
 
 CONDITION: TypeAdapter[Condition] = TypeAdapter(Condition)
 
@@ -75,15 +76,7 @@ leaves = st.one_of(
         st.one_of(VALUES, st.lists(VALUES, max_size=3)),
     ),
 )
-documents = st.recursive(
-    leaves,
-    lambda inner: st.one_of(
-        st.builds(lambda cs: {"type": "all", "conditions": cs}, st.lists(inner, min_size=1, max_size=3)),
-        st.builds(lambda cs: {"type": "any", "conditions": cs}, st.lists(inner, min_size=1, max_size=3)),
-        st.builds(lambda c: {"type": "not", "condition": c}, inner),
-    ),
-    max_leaves=6,
-)
+documents = combined(leaves, max_leaves=6)
 conditions = documents.map(CONDITION.validate_python)
 
 

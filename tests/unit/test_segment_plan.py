@@ -16,6 +16,7 @@ from pydantic import TypeAdapter
 from chalicelib.contacts.conditions import Condition, FieldCondition, evaluate
 from chalicelib.contacts.model import Contact, Facts
 from chalicelib.contacts.segments import MAX_ENTRY_BYTES, check, entries, field_entry, plan
+from tests.strategies import combined
 
 CONDITION: TypeAdapter[Condition] = TypeAdapter(Condition)
 
@@ -173,15 +174,7 @@ leaves = st.one_of(
         VALUES,
     ),
 )
-conditions = st.recursive(
-    leaves,
-    lambda inner: st.one_of(
-        st.builds(lambda cs: {"type": "all", "conditions": cs}, st.lists(inner, min_size=1, max_size=3)),
-        st.builds(lambda cs: {"type": "any", "conditions": cs}, st.lists(inner, min_size=1, max_size=3)),
-        st.builds(lambda c: {"type": "not", "condition": c}, inner),
-    ),
-    max_leaves=6,
-).map(cond)
+conditions = combined(leaves, max_leaves=6).map(cond)
 
 
 @given(contacts, st.sets(st.sampled_from(["demo", "Demo"]), max_size=1), conditions)
